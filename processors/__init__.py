@@ -1,0 +1,1 @@
+"""Agents that turn facts into decisions: matching, rendering and policy."""

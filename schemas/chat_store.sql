@@ -1,0 +1,65 @@
+-- Chat store and read models of Luna Triggers. Every statement is idempotent,
+-- so the worker and the gateway apply this file at every start.
+
+CREATE TABLE IF NOT EXISTS chat_sessions (
+    id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    user_id     text NOT NULL,
+    title       text NOT NULL,
+    -- 'chat' for sessions the user opened, 'luna_updates' for the one
+    -- session per user that receives proactive messages by default.
+    kind        text NOT NULL DEFAULT 'chat',
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS chat_sessions_one_updates_per_user
+    ON chat_sessions (user_id) WHERE kind = 'luna_updates';
+CREATE INDEX IF NOT EXISTS chat_sessions_user ON chat_sessions (user_id);
+
+CREATE TABLE IF NOT EXISTS chat_messages (
+    id             uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    session_id     uuid NOT NULL REFERENCES chat_sessions (id) ON DELETE CASCADE,
+    user_id        text NOT NULL,
+    role           text NOT NULL CHECK (role IN ('user', 'assistant')),
+    content        text NOT NULL,
+    metadata       jsonb NOT NULL DEFAULT '{}'::jsonb,
+    -- Deterministic id of the proactive occurrence; the unique index makes a
+    -- redelivered occurrence a no-op.
+    occurrence_id  text,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    read_at        timestamptz
+);
+CREATE UNIQUE INDEX IF NOT EXISTS chat_messages_occurrence
+    ON chat_messages (occurrence_id) WHERE occurrence_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS chat_messages_session ON chat_messages (session_id, created_at);
+CREATE INDEX IF NOT EXISTS chat_messages_unread
+    ON chat_messages (user_id) WHERE read_at IS NULL AND occurrence_id IS NOT NULL;
+
+-- Read model of the triggers table, fed from the outcomes topic.
+CREATE TABLE IF NOT EXISTS triggers (
+    user_id     text NOT NULL,
+    trigger_id  text NOT NULL,
+    name        text NOT NULL,
+    kind        text NOT NULL,
+    enabled     boolean NOT NULL,
+    definition  jsonb NOT NULL,
+    updated_at  timestamptz NOT NULL,
+    PRIMARY KEY (user_id, trigger_id)
+);
+
+-- One row per outcome of every stage: matched, delivered, failed, skipped,
+-- missed, and trigger changes.
+CREATE TABLE IF NOT EXISTS trigger_history (
+    outcome_id     text PRIMARY KEY,
+    occurrence_id  text,
+    user_id        text NOT NULL,
+    trigger_id     text,
+    source         text,
+    stage          text NOT NULL,
+    status         text NOT NULL,
+    reason         text,
+    error          text,
+    summary        jsonb NOT NULL DEFAULT '{}'::jsonb,
+    occurred_at    timestamptz,
+    recorded_at    timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trigger_history_user ON trigger_history (user_id, recorded_at DESC);
+CREATE INDEX IF NOT EXISTS trigger_history_occurrence ON trigger_history (occurrence_id);

@@ -1,0 +1,1 @@
+"""Agents and servers that carry decisions out: chat store, history, push, live."""

@@ -1,0 +1,176 @@
+"""The chat sink: store each delivery as an assistant message in the chat store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import faust
+import orjson
+
+from schemas.exceptions import InvalidRecordError
+from schemas.records import Delivery, Outcome
+from schemas.serialization import parse
+from streams import metrics
+from streams.app import app, deliveries_topic, settings
+from streams.publishing import dead_letter, record_outcome, utc_now
+from sinks.db import TRANSIENT_ERRORS, LazyPool
+
+logger = logging.getLogger(__name__)
+
+UPDATES_SESSION_TITLE = "Luna Updates"
+#: Backoff between attempts when the database is unreachable, in seconds;
+#: the last value repeats until the write succeeds.
+RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+pool = LazyPool(settings)
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    message_id: str
+    session_id: str
+    #: False when the occurrence was already stored by an earlier delivery.
+    created: bool
+    #: Set when the trigger named a session that does not exist for this user.
+    note: str | None = None
+
+
+@app.agent(deliveries_topic)
+async def store_chat_messages(stream: faust.StreamT[bytes]) -> None:
+    """Store every delivery in the chat, once per occurrence.
+
+    1. Decode the delivery; a bad one is dead-lettered.
+    2. Insert the message, retrying while the database is unreachable; a
+       message already stored for this occurrence is left as it is.
+    3. Produce the ``delivered`` outcome.
+    """
+    async for event in stream.events():
+        # 1. Decode.
+        try:
+            delivery = parse(Delivery, event.value, "invalid_delivery")
+        except InvalidRecordError as exc:
+            await dead_letter(event, exc, stage="chat")
+            continue
+
+        # 2. Store.
+        stored = await _store_with_retry(delivery)
+        metrics.DELIVERIES.labels("chat", "delivered" if stored.created else "duplicate").inc()
+
+        # 3. Record.
+        await record_outcome(
+            Outcome(
+                outcome_id=f"{delivery.occurrence_id}:chat",
+                user_id=delivery.user_id,
+                stage="chat",
+                status="delivered",
+                occurrence_id=delivery.occurrence_id,
+                trigger_id=delivery.trigger_id,
+                source=delivery.source,
+                reason=stored.note or ("stored" if stored.created else "already_stored"),
+                summary=delivery.summary,
+                occurred_at=delivery.occurred_at,
+                recorded_at=utc_now(),
+                session_id=stored.session_id,
+                message_id=stored.message_id,
+            )
+        )
+
+
+async def _store_with_retry(delivery: Delivery) -> StoredMessage:
+    attempt = 0
+    while True:
+        try:
+            started = time.perf_counter()
+            stored = await store_message(await pool.get(), delivery)
+            metrics.CHAT_WRITE_SECONDS.observe(time.perf_counter() - started)
+            return stored
+        except TRANSIENT_ERRORS as exc:
+            delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+            attempt += 1
+            metrics.SINK_RETRIES.labels("chat").inc()
+            logger.warning(
+                "chat store unreachable user_id=%s occurrence_id=%s (%s); will retry in %.1fs",
+                delivery.user_id,
+                delivery.occurrence_id,
+                exc.__class__.__name__,
+                delay,
+            )
+            await asyncio.sleep(delay)
+
+
+async def store_message(pool: asyncpg.Pool, delivery: Delivery) -> StoredMessage:
+    """Insert the assistant message for ``delivery`` unless it is already stored."""
+    async with pool.acquire() as connection, connection.transaction():
+        existing = await connection.fetchrow(
+            "SELECT id, session_id FROM chat_messages WHERE occurrence_id = $1", delivery.occurrence_id
+        )
+        if existing is not None:
+            return StoredMessage(str(existing["id"]), str(existing["session_id"]), created=False)
+
+        session_id, note = await _resolve_session(connection, delivery)
+        metadata: dict[str, Any] = {
+            "proactive": True,
+            "trigger_id": delivery.trigger_id,
+            "occurrence_id": delivery.occurrence_id,
+            "source": delivery.source,
+            "priority": delivery.priority,
+            "occurred_at": delivery.occurred_at.isoformat(),
+        }
+        row = await connection.fetchrow(
+            """
+            INSERT INTO chat_messages (session_id, user_id, role, content, metadata, occurrence_id)
+            VALUES ($1, $2, 'assistant', $3, $4::jsonb, $5)
+            ON CONFLICT (occurrence_id) WHERE occurrence_id IS NOT NULL DO NOTHING
+            RETURNING id
+            """,
+            session_id,
+            delivery.user_id,
+            delivery.text,
+            orjson.dumps(metadata).decode(),
+            delivery.occurrence_id,
+        )
+        if row is None:
+            # Another writer stored the same occurrence between our check and insert.
+            raced = await connection.fetchrow(
+                "SELECT id, session_id FROM chat_messages WHERE occurrence_id = $1", delivery.occurrence_id
+            )
+            assert raced is not None
+            return StoredMessage(str(raced["id"]), str(raced["session_id"]), created=False)
+        return StoredMessage(str(row["id"]), str(session_id), created=True, note=note)
+
+
+async def _resolve_session(connection: asyncpg.Connection, delivery: Delivery) -> tuple[Any, str | None]:
+    """Return the session to write into and, on a fallback, why."""
+    note = None
+    if delivery.session_id is not None:
+        found = await connection.fetchval(
+            "SELECT id FROM chat_sessions WHERE id::text = $1 AND user_id = $2",
+            delivery.session_id,
+            delivery.user_id,
+        )
+        if found is not None:
+            return found, None
+        note = "session_not_found_used_updates"
+        logger.warning(
+            "session not found, using Luna Updates user_id=%s session_id=%s occurrence_id=%s",
+            delivery.user_id,
+            delivery.session_id,
+            delivery.occurrence_id,
+        )
+    await connection.execute(
+        """
+        INSERT INTO chat_sessions (user_id, title, kind) VALUES ($1, $2, 'luna_updates')
+        ON CONFLICT (user_id) WHERE kind = 'luna_updates' DO NOTHING
+        """,
+        delivery.user_id,
+        UPDATES_SESSION_TITLE,
+    )
+    session = await connection.fetchval(
+        "SELECT id FROM chat_sessions WHERE user_id = $1 AND kind = 'luna_updates'", delivery.user_id
+    )
+    return session, note

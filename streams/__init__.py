@@ -1,0 +1,1 @@
+"""The Faust app, topic and table declarations, sources, settings and CLI."""

@@ -1,0 +1,72 @@
+"""Settings, read once from the environment at start-up.
+
+Every variable is ``LUNA_`` plus the field name in capitals, for example
+``LUNA_KAFKA_BOOTSTRAP``. When ``.local/stack.env`` exists (written by
+``deploy/local/stack.sh up``) it supplies defaults, so commands run in a
+checkout find the local broker and database; the environment always wins.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_file() -> Path | None:
+    explicit = os.environ.get("LUNA_ENV_FILE")
+    if explicit:
+        return Path(explicit)
+    local = PROJECT_ROOT / ".local" / "stack.env"
+    return local if local.exists() else None
+
+
+class Settings(BaseSettings):
+    """Every setting of the worker, the gateway and the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="LUNA_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="host:port[,host:port]")
+    #: Prefix of every topic name and of the worker's consumer group, so that
+    #: several deployments (or test runs) share one cluster.
+    topic_prefix: str = Field(default="luna.", pattern=r"^[A-Za-z0-9._-]*$")
+    #: Partitions of every topic; all topics must have the same count so that
+    #: a user's records, tables and timers live in one worker.
+    partitions: int = Field(default=8, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1)
+
+    database_url: SecretStr = SecretStr("postgresql://luna@127.0.0.1:5432/luna")
+    database_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]*$")
+    database_pool_max: int = Field(default=10, ge=1)
+
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535, description="0 disables the endpoint")
+    worker_data_dir: Path = PROJECT_ROOT / ".local" / "faust"
+    #: How often the ticker looks for due schedules, in seconds.
+    ticker_interval_s: float = Field(default=1.0, gt=0, le=60)
+    #: Seconds between offset commits of the worker.
+    commit_interval_s: float = Field(default=1.0, gt=0)
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(default=8080, ge=0, le=65535)
+
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @property
+    def app_id(self) -> str:
+        return f"{self.topic_prefix}worker"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read on first use."""
+    env_file = _env_file()
+    if env_file is not None:
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    return Settings()
