@@ -16,9 +16,10 @@ from schemas.exceptions import InvalidRecordError
 from schemas.records import Delivery, Outcome
 from schemas.serialization import parse
 from streams import metrics
-from streams.app import app, deliveries_topic, settings
+from streams.app import app, deliveries_topic
 from streams.publishing import dead_letter, record_outcome, utc_now
-from sinks.db import TRANSIENT_ERRORS, LazyPool
+from sinks.db import TRANSIENT_ERRORS
+from sinks.store import pool
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +27,6 @@ UPDATES_SESSION_TITLE = "Luna Updates"
 #: Backoff between attempts when the database is unreachable, in seconds;
 #: the last value repeats until the write succeeds.
 RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 5.0)
-
-pool = LazyPool(settings)
 
 
 @dataclass(frozen=True)

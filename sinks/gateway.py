@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from sinks.db import LazyPool
 from streams.settings import Settings
@@ -15,9 +15,23 @@ logger = logging.getLogger(__name__)
 
 POOL_KEY = web.AppKey("pool", LazyPool)
 
+REQUESTS = Counter("luna_gateway_requests_total", "HTTP requests answered, by route and status.", ["route", "status"])
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        REQUESTS.labels(route, str(exc.status)).inc()
+        raise
+    REQUESTS.labels(route, str(response.status)).inc()
+    return response
+
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[count_requests])
     app[POOL_KEY] = LazyPool(settings)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

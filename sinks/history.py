@@ -13,14 +13,13 @@ from schemas.exceptions import InvalidRecordError
 from schemas.records import Outcome
 from schemas.serialization import parse
 from streams import metrics
-from streams.app import app, outcomes_topic, settings
+from streams.app import app, outcomes_topic
 from streams.publishing import dead_letter
 from sinks.chat import RETRY_DELAYS_S
-from sinks.db import TRANSIENT_ERRORS, LazyPool
+from sinks.db import TRANSIENT_ERRORS
+from sinks.store import pool
 
 logger = logging.getLogger(__name__)
-
-pool = LazyPool(settings)
 
 
 @app.agent(outcomes_topic)

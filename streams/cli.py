@@ -132,7 +132,8 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     import streams.ticker  # noqa: F401
     from streams.app import app
 
-    sys.argv = ["luna-triggers", "worker", "--loglevel", settings.log_level.lower()]
+    # faust turns its web server on unless told otherwise on the command line.
+    sys.argv = ["luna-triggers", "worker", "--without-web", "--loglevel", settings.log_level.lower()]
     app.main()
 
 

@@ -17,15 +17,13 @@ async def read_dead_letters(settings: Settings, limit: int) -> list[dict[str, An
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        assigned = [TopicPartition(topic, partition) for partition in sorted(partitions)]
-        if not assigned:
-            return []
+        # Every topic has the configured partition count.
+        assigned = [TopicPartition(topic, partition) for partition in range(settings.partitions)]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         ends = await consumer.end_offsets(assigned)
         letters: list[dict[str, Any]] = []
-        while len(letters) < limit and any(await consumer.position(tp) < ends[tp] for tp in assigned):
+        while len(letters) < limit and [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
             batches = await consumer.getmany(timeout_ms=1000)
             for records in batches.values():
                 letters.extend(orjson.loads(record.value) for record in records if record.value is not None)

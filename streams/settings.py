@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     ticker_interval_s: float = Field(default=1.0, gt=0, le=60)
     #: Seconds between offset commits of the worker.
     commit_interval_s: float = Field(default=1.0, gt=0)
+    #: A worker that stops sending heartbeats for this long (it crashed) is
+    #: dropped from the group and its partitions move to the others. The
+    #: broker's default lower bound is 6 s.
+    session_timeout_s: float = Field(default=10.0, ge=6.0)
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8080, ge=0, le=65535)
