@@ -9,7 +9,7 @@ from typing import Any
 import faust
 
 from schemas.exceptions import InvalidRecordError
-from schemas.records import Outcome
+from schemas.records import Outcome, OutcomeStatus
 from schemas.serialization import parse
 from schemas.triggers import TriggerCommand
 from streams.app import app, commands_topic, schedule_state_table, triggers_table, user_triggers
@@ -50,9 +50,7 @@ async def apply_commands(stream: faust.StreamT[bytes]) -> None:
         else:
             state = schedule_state_table.get(command.user_id) or {}
             last = state.get(command.trigger_id)
-            ticker.upsert(
-                command.user_id, command.trigger_id, entry, datetime.fromisoformat(last) if last else None
-            )
+            ticker.upsert(command.user_id, command.trigger_id, entry, datetime.fromisoformat(last) if last else None)
 
         # 4. Record.
         await record_outcome(outcome)
@@ -72,20 +70,11 @@ def apply_command(command: TriggerCommand, entries: dict[str, Any]) -> Outcome |
     (enable, disable or delete of a trigger that does not exist).
     """
     now = utc_now()
-    base = {
-        "outcome_id": f"command:{command.command_id}",
-        "user_id": command.user_id,
-        "stage": "commands",
-        "trigger_id": command.trigger_id,
-        "source": "command",
-        "recorded_at": now,
-        "occurred_at": command.issued_at,
-    }
     if command.action == "upsert":
         assert command.definition is not None
         definition = command.definition.model_dump(mode="json")
         entries[command.trigger_id] = {"definition": definition, "saved_at": now.isoformat()}
-        return Outcome(status="trigger_saved", reason="upsert", definition=definition, **base)
+        return _outcome(command, "trigger_saved", now, definition)
 
     current = entries.get(command.trigger_id)
     if current is None:
@@ -98,9 +87,26 @@ def apply_command(command: TriggerCommand, entries: dict[str, Any]) -> Outcome |
         return None
     if command.action == "delete":
         del entries[command.trigger_id]
-        return Outcome(status="trigger_deleted", reason="delete", **base)
+        return _outcome(command, "trigger_deleted", now, None)
 
     definition = dict(current["definition"])
     definition["enabled"] = command.action == "enable"
     entries[command.trigger_id] = {"definition": definition, "saved_at": now.isoformat()}
-    return Outcome(status="trigger_saved", reason=command.action, definition=definition, **base)
+    return _outcome(command, "trigger_saved", now, definition)
+
+
+def _outcome(
+    command: TriggerCommand, status: OutcomeStatus, now: datetime, definition: dict[str, Any] | None
+) -> Outcome:
+    return Outcome(
+        outcome_id=f"command:{command.command_id}",
+        user_id=command.user_id,
+        stage="commands",
+        status=status,
+        trigger_id=command.trigger_id,
+        source="command",
+        reason=command.action,
+        occurred_at=command.issued_at,
+        recorded_at=now,
+        definition=definition,
+    )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import faust
 
 from processors.occurrences import emit_occurrence, record_render_failure
 from processors.rendering import render, schedule_fields
 from schemas.exceptions import InvalidRecordError, TemplateError
-from schemas.records import Outcome, Tick
+from schemas.records import Outcome, OutcomeStatus, Tick
 from schemas.serialization import parse
 from schemas.triggers import TriggerDefinition
 from streams.app import app, schedule_state_table, ticks_topic, user_triggers
@@ -48,7 +49,7 @@ async def handle_ticks(stream: faust.StreamT[bytes]) -> None:
 
 async def handle_tick(tick: Tick) -> None:
     entry = user_triggers(tick.user_id).get(tick.trigger_id)
-    summary = {"scheduled_at": tick.scheduled_at.isoformat(), "kind": tick.kind}
+    summary: dict[str, Any] = {"scheduled_at": tick.scheduled_at.isoformat(), "kind": tick.kind}
     if tick.kind == "missed":
         summary["missed_count"] = tick.missed_count
         if tick.first_missed_at is not None:
@@ -79,16 +80,14 @@ async def handle_tick(tick: Tick) -> None:
     )
 
 
-async def _record(tick: Tick, status: str, reason: str, summary: dict[str, object]) -> None:
-    logger.info(
-        "tick %s user_id=%s trigger_id=%s reason=%s", status, tick.user_id, tick.trigger_id, reason
-    )
+async def _record(tick: Tick, status: OutcomeStatus, reason: str, summary: dict[str, Any]) -> None:
+    logger.info("tick %s user_id=%s trigger_id=%s reason=%s", status, tick.user_id, tick.trigger_id, reason)
     await record_outcome(
         Outcome(
             outcome_id=f"{tick.occurrence_id}:{status}",
             user_id=tick.user_id,
             stage="schedule",
-            status=status,  # type: ignore[arg-type]
+            status=status,
             occurrence_id=tick.occurrence_id,
             trigger_id=tick.trigger_id,
             source="schedule",

@@ -134,9 +134,7 @@ def parse_cron(expression: str) -> CronExpression:
         if text == "@reboot":
             raise InvalidScheduleError("'@reboot' is not supported: it names no time of day")
         if text not in ALIASES:
-            raise InvalidScheduleError(
-                f"unknown cron alias {expression!r}; supported: {', '.join(sorted(ALIASES))}"
-            )
+            raise InvalidScheduleError(f"unknown cron alias {expression!r}; supported: {', '.join(sorted(ALIASES))}")
         text = ALIASES[text]
 
     parts = text.split(" ")
@@ -186,9 +184,7 @@ def _parse_field(text: str, spec: _Field) -> set[int]:
             step = int(step_text)
             width = spec.high - spec.low + 1
             if step == 0 or step > width:
-                raise InvalidScheduleError(
-                    f"{spec.name} field: step {step} in {item!r} must be between 1 and {width}"
-                )
+                raise InvalidScheduleError(f"{spec.name} field: step {step} in {item!r} must be between 1 and {width}")
         values.update(range(low, high + 1, step))
     return values
 
@@ -200,18 +196,14 @@ def _parse_value(text: str, spec: _Field) -> int:
         raise InvalidScheduleError(f"{spec.name} field: {text!r} is not a number or a known name")
     value = int(text)
     if not spec.low <= value <= spec.high:
-        raise InvalidScheduleError(
-            f"{spec.name} field: {value} is out of range {spec.low}-{spec.high}"
-        )
+        raise InvalidScheduleError(f"{spec.name} field: {value} is out of range {spec.low}-{spec.high}")
     return value
 
 
 def _reject_never_firing(cron: CronExpression) -> None:
     # A leap year start, so that 29 February is inside the horizon.
     if cron.next_wall_time(datetime(2024, 1, 1)) is None:
-        raise InvalidScheduleError(
-            f"cron expression {cron.source!r} never fires: no month in it has that day"
-        )
+        raise InvalidScheduleError(f"cron expression {cron.source!r} never fires: no month in it has that day")
 
 
 def load_zone(name: str) -> ZoneInfo:
@@ -219,9 +211,7 @@ def load_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise InvalidScheduleError(
-            f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin'"
-        ) from exc
+        raise InvalidScheduleError(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin'") from exc
 
 
 def wall_to_instants(wall: datetime, zone: ZoneInfo, *, both_passes: bool) -> list[datetime]:

@@ -28,8 +28,8 @@ def export_json_schemas(directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     models: dict[str, type[BaseModel]] = dict(TOPIC_MODELS)
-    for event_type, model in EVENT_DATA_MODELS.items():
-        models[f"event-data.{event_type}"] = model
+    for event_type, data_model in EVENT_DATA_MODELS.items():
+        models[f"event-data.{event_type}"] = data_model
     for name, model in sorted(models.items()):
         schema = model.model_json_schema(mode="validation")
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

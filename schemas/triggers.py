@@ -111,6 +111,10 @@ class EventMatch(_Frozen):
     conditions: list[Condition] = Field(default_factory=list, max_length=20)
 
 
+def _default_channels() -> list[Channel]:
+    return ["chat"]
+
+
 When = Annotated[CronSchedule | Reminder | EventMatch, Field(discriminator="kind")]
 
 
@@ -125,7 +129,7 @@ class TriggerDefinition(_Frozen):
     #: Chat session that receives the message; ``None`` means the user's
     #: "Luna Updates" session, created on first use.
     session_id: str | None = Field(default=None, max_length=100)
-    channels: list[Channel] = Field(default_factory=lambda: ["chat"], min_length=1)
+    channels: list[Channel] = Field(default_factory=_default_channels, min_length=1)
     priority: Priority = "normal"
     enabled: bool = True
 

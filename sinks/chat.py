@@ -15,11 +15,11 @@ import orjson
 from schemas.exceptions import InvalidRecordError
 from schemas.records import Delivery, Outcome
 from schemas.serialization import parse
+from sinks.db import TRANSIENT_ERRORS
+from sinks.store import pool
 from streams import metrics
 from streams.app import app, deliveries_topic
 from streams.publishing import dead_letter, record_outcome, utc_now
-from sinks.db import TRANSIENT_ERRORS
-from sinks.store import pool
 
 logger = logging.getLogger(__name__)
 

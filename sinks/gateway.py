@@ -4,6 +4,7 @@ and settings API are served from the same aiohttp application."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
@@ -19,8 +20,11 @@ REQUESTS = Counter("luna_gateway_requests_total", "HTTP requests answered, by ro
 
 
 @web.middleware
-async def count_requests(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+async def count_requests(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
     try:
         response = await handler(request)
     except web.HTTPException as exc:

@@ -12,12 +12,12 @@ import orjson
 from schemas.exceptions import InvalidRecordError
 from schemas.records import Outcome
 from schemas.serialization import parse
-from streams import metrics
-from streams.app import app, outcomes_topic
-from streams.publishing import dead_letter
 from sinks.chat import RETRY_DELAYS_S
 from sinks.db import TRANSIENT_ERRORS
 from sinks.store import pool
+from streams import metrics
+from streams.app import app, outcomes_topic
+from streams.publishing import dead_letter
 
 logger = logging.getLogger(__name__)
 

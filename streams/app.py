@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+from faust.types import TableT
 
 from streams.settings import get_settings
 from streams.topics import TopicNames
@@ -71,11 +72,11 @@ outcomes_topic = _topic(topic_names.outcomes)
 live_topic = _topic(topic_names.live)
 dead_letters_topic = _topic(topic_names.dead_letters)
 
-triggers_table: faust.Table[str, dict[str, Any]] = app.Table(
+triggers_table: TableT[str, dict[str, Any]] = app.Table(
     "triggers",
     partitions=settings.partitions,
 )
-schedule_state_table: faust.Table[str, dict[str, str]] = app.Table(
+schedule_state_table: TableT[str, dict[str, str]] = app.Table(
     "schedule_state",
     partitions=settings.partitions,
 )

@@ -275,7 +275,9 @@ def list_triggers(args: argparse.Namespace, settings: Settings) -> int:
     for row in rows:
         definition = orjson.loads(row["definition"])
         state = "enabled" if row["enabled"] else "disabled"
-        print(f"{row['trigger_id']}\t{row['kind']}\t{state}\t{row['name']}\t{orjson.dumps(definition['when']).decode()}")
+        print(
+            f"{row['trigger_id']}\t{row['kind']}\t{state}\t{row['name']}\t{orjson.dumps(definition['when']).decode()}"
+        )
     if not rows:
         print(f"no triggers for user {args.user_id}")
     return 0

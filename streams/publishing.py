@@ -32,7 +32,7 @@ async def record_outcome(outcome: Outcome) -> None:
     await send_record(outcomes_topic, outcome.user_id, outcome)
 
 
-async def dead_letter(event: faust.EventT, error: InvalidRecordError, stage: str) -> None:
+async def dead_letter(event: faust.EventT[bytes], error: InvalidRecordError, stage: str) -> None:
     """Send the record behind ``event`` to the dead-letter topic with its coordinates."""
     message = event.message
     raw = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")

@@ -27,6 +27,7 @@ from typing import Any
 
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition
+from mode.types.signals import BaseSignalT
 
 from schemas.cron import load_zone, next_fire, parse_cron, resolve_local_time
 from schemas.records import Tick
@@ -59,7 +60,7 @@ def occurrence_id_for(user_id: str, trigger_id: str, scheduled_at: datetime) -> 
 
 def partition_for_user(user_id: str, partitions: int) -> int:
     """The partition Kafka's default partitioner picks for this user's key."""
-    return (murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions
+    return int(murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions
 
 
 @dataclass(frozen=True)
@@ -153,10 +154,10 @@ class ScheduleTicker:
             self._versions.pop(key, None)
             return
         saved_at = datetime.fromisoformat(entry["saved_at"])
+        after: datetime | None = last_run
         if isinstance(definition.when, CronSchedule):
+            # A new or changed cron trigger starts from when it was saved.
             after = max(last_run, saved_at) if last_run is not None else saved_at
-        else:
-            after = last_run
         next_at = next_run(definition, after)
         if next_at is None:
             self._versions.pop(key, None)
@@ -271,11 +272,11 @@ def _owned_partitions() -> frozenset[int]:
 
 
 @app.on_rebalance_complete.connect
-async def _on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
+async def _on_rebalance_complete(sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any) -> None:
     ticker.needs_rebuild = True
 
 
-@app.timer(interval=settings.ticker_interval_s)
+@app.timer(interval=settings.ticker_interval_s)  # type: ignore[untyped-decorator]
 async def tick_schedules() -> None:
     """Publish due ticks; rebuild the heap first when the assignment changed."""
     if app.rebalancing or getattr(app, "in_recovery", False):

@@ -68,4 +68,3 @@ async def producer(deployment: Deployment) -> AsyncIterator[EventProducer]:
 
 def pytest_configure(config: pytest.Config) -> None:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-

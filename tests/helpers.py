@@ -54,9 +54,7 @@ async def history_of(deployment: Deployment, user_id: str) -> list[asyncpg.Recor
 async def wait_for_trigger(deployment: Deployment, user_id: str, trigger_id: str, timeout_s: float = 60) -> None:
     """Wait until the worker has applied the trigger (the read model shows it)."""
     await wait_until(
-        lambda: deployment.fetch(
-            "SELECT 1 FROM triggers WHERE user_id = $1 AND trigger_id = $2", user_id, trigger_id
-        ),
+        lambda: deployment.fetch("SELECT 1 FROM triggers WHERE user_id = $1 AND trigger_id = $2", user_id, trigger_id),
         lambda rows: len(rows) == 1,
         timeout_s,
     )

@@ -130,7 +130,6 @@ class Deployment:
         finally:
             await consumer.stop()
 
-
     async def pipeline_report(self) -> str:
         """End offsets of the main topics and the worker group's committed
         offsets, to explain a stream that did not finish."""

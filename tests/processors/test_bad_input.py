@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import urllib.request
 
 import orjson
@@ -17,7 +18,16 @@ async def test_poison_between_good_records(
 ) -> None:
     start_worker(deployment).start()
     deployment.cli(
-        "triggers", "create", "--user", "mia", "--id", "tasks", "--event", "task.completed", "--template", "{title}",
+        "triggers",
+        "create",
+        "--user",
+        "mia",
+        "--id",
+        "tasks",
+        "--event",
+        "task.completed",
+        "--template",
+        "{title}",
     )
     await wait_for_trigger(deployment, "mia", "tasks")
 
@@ -66,7 +76,16 @@ async def test_bad_command_dead_lettered(
     start_worker(deployment).start()
     await producer.send_raw(deployment.topics.commands, b"nia", b'{"action": "upsert"}')
     deployment.cli(
-        "triggers", "create", "--user", "nia", "--id", "tasks", "--event", "task.completed", "--template", "{title}",
+        "triggers",
+        "create",
+        "--user",
+        "nia",
+        "--id",
+        "tasks",
+        "--event",
+        "task.completed",
+        "--template",
+        "{title}",
     )
     await wait_for_trigger(deployment, "nia", "tasks")
     letters = await wait_until(
@@ -84,15 +103,29 @@ async def test_unmatched_event_counted_not_error(
     port = free_port()
     start_worker(deployment, LUNA_WORKER_METRICS_PORT=str(port)).start()
     deployment.cli(
-        "triggers", "create", "--user", "oli", "--id", "tasks", "--event", "task.completed", "--template", "{title}",
+        "triggers",
+        "create",
+        "--user",
+        "oli",
+        "--id",
+        "tasks",
+        "--event",
+        "task.completed",
+        "--template",
+        "{title}",
     )
     await wait_for_trigger(deployment, "oli", "tasks")
     await producer.emit(event("oli", "habit.streak", {"days": 3}))
     await producer.emit(event("oli", "task.completed", {"task_id": "1", "title": "after"}))
     await wait_for_messages(deployment, "oli", 1)
 
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    body = await asyncio.to_thread(scrape, f"http://127.0.0.1:{port}/metrics")
     assert 'luna_events_consumed_total{matched="no"} 1.0' in body
     assert 'luna_events_consumed_total{matched="yes"} 1.0' in body
     assert "luna_dead_letters_total{" not in body
     assert await deployment.read_topic(deployment.topics.dead_letters) == []
+
+
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())

@@ -17,8 +17,16 @@ async def test_task_completed_reaches_chat(
 ) -> None:
     start_worker(deployment).start()
     deployment.cli(
-        "triggers", "create", "--user", "alice", "--id", "tasks",
-        "--event", "task.completed", "--template", 'Nice work finishing "{title}"!',
+        "triggers",
+        "create",
+        "--user",
+        "alice",
+        "--id",
+        "tasks",
+        "--event",
+        "task.completed",
+        "--template",
+        'Nice work finishing "{title}"!',
     )
     await wait_for_trigger(deployment, "alice", "tasks")
 
@@ -48,12 +56,32 @@ async def test_conditions_select_events(
 ) -> None:
     start_worker(deployment).start()
     deployment.cli(
-        "triggers", "create", "--user", "bob", "--id", "milestones", "--event", "goal.progress",
-        "--where", "milestone exists", "--template", "Milestone reached: {milestone} on {title}",
+        "triggers",
+        "create",
+        "--user",
+        "bob",
+        "--id",
+        "milestones",
+        "--event",
+        "goal.progress",
+        "--where",
+        "milestone exists",
+        "--template",
+        "Milestone reached: {milestone} on {title}",
     )
     deployment.cli(
-        "triggers", "create", "--user", "bob", "--id", "insights", "--event", "insight.created",
-        "--where", "priority>=7", "--template", "New insight: {title}",
+        "triggers",
+        "create",
+        "--user",
+        "bob",
+        "--id",
+        "insights",
+        "--event",
+        "insight.created",
+        "--where",
+        "priority>=7",
+        "--template",
+        "New insight: {title}",
     )
     await wait_for_trigger(deployment, "bob", "milestones")
     await wait_for_trigger(deployment, "bob", "insights")
@@ -82,7 +110,16 @@ async def test_same_event_twice_gives_one_message(
 ) -> None:
     start_worker(deployment).start()
     deployment.cli(
-        "triggers", "create", "--user", "carol", "--id", "tasks", "--event", "task.completed", "--template", "{title}",
+        "triggers",
+        "create",
+        "--user",
+        "carol",
+        "--id",
+        "tasks",
+        "--event",
+        "task.completed",
+        "--template",
+        "{title}",
     )
     await wait_for_trigger(deployment, "carol", "tasks")
 
@@ -101,8 +138,16 @@ async def test_render_error_recorded_not_crash(
 ) -> None:
     start_worker(deployment).start()
     deployment.cli(
-        "triggers", "create", "--user", "dan", "--id", "mail", "--event", "email.received",
-        "--template", 'Email from {from}: "{subject}" ({folder})',
+        "triggers",
+        "create",
+        "--user",
+        "dan",
+        "--id",
+        "mail",
+        "--event",
+        "email.received",
+        "--template",
+        'Email from {from}: "{subject}" ({folder})',
     )
     await wait_for_trigger(deployment, "dan", "mail")
 
@@ -134,12 +179,32 @@ async def test_named_session_and_fallback(
     finally:
         await connection.close()
     deployment.cli(
-        "triggers", "create", "--user", "erin", "--id", "fit", "--event", "goal.progress",
-        "--session", session_id, "--template", "{title} at {progress}",
+        "triggers",
+        "create",
+        "--user",
+        "erin",
+        "--id",
+        "fit",
+        "--event",
+        "goal.progress",
+        "--session",
+        session_id,
+        "--template",
+        "{title} at {progress}",
     )
     deployment.cli(
-        "triggers", "create", "--user", "erin", "--id", "gone", "--event", "task.completed",
-        "--session", "00000000-0000-0000-0000-000000000000", "--template", "{title}",
+        "triggers",
+        "create",
+        "--user",
+        "erin",
+        "--id",
+        "gone",
+        "--event",
+        "task.completed",
+        "--session",
+        "00000000-0000-0000-0000-000000000000",
+        "--template",
+        "{title}",
     )
     await wait_for_trigger(deployment, "erin", "fit")
     await wait_for_trigger(deployment, "erin", "gone")
@@ -163,7 +228,16 @@ async def test_disable_enable_delete(
 ) -> None:
     start_worker(deployment).start()
     deployment.cli(
-        "triggers", "create", "--user", "finn", "--id", "tasks", "--event", "task.completed", "--template", "{title}",
+        "triggers",
+        "create",
+        "--user",
+        "finn",
+        "--id",
+        "tasks",
+        "--event",
+        "task.completed",
+        "--template",
+        "{title}",
     )
     await wait_for_trigger(deployment, "finn", "tasks")
 
@@ -178,9 +252,7 @@ async def test_disable_enable_delete(
 
     await wait_for_messages(deployment, "finn", 1)
     deployment.cli("triggers", "delete", "--user", "finn", "--id", "tasks")
-    await wait_until(
-        lambda: deployment.fetch("SELECT 1 FROM triggers WHERE user_id = 'finn'"), lambda rows: not rows
-    )
+    await wait_until(lambda: deployment.fetch("SELECT 1 FROM triggers WHERE user_id = 'finn'"), lambda rows: not rows)
     await producer.emit(event("finn", "task.completed", {"task_id": "3", "title": "after delete"}))
     await asyncio.sleep(2)
     assert [row["content"] for row in await messages_of(deployment, "finn")] == ["after enable"]

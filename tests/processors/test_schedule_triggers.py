@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -21,8 +20,18 @@ async def test_reminder_fires_once(deployment: Deployment, start_worker: type[Wo
     start_worker(deployment).start()
     at = in_seconds(4)
     deployment.cli(
-        "triggers", "create", "--user", "gus", "--id", "call-mom", "--name", "call mom",
-        "--at", at, "--template", "Time to {trigger_name} ({local_time} UTC)",
+        "triggers",
+        "create",
+        "--user",
+        "gus",
+        "--id",
+        "call-mom",
+        "--name",
+        "call mom",
+        "--at",
+        at,
+        "--template",
+        "Time to {trigger_name} ({local_time} UTC)",
     )
     await wait_for_trigger(deployment, "gus", "call-mom")
 
@@ -40,8 +49,18 @@ async def test_reminder_in_local_zone(deployment: Deployment, start_worker: type
     zone_now = datetime.now(UTC).astimezone(ZoneInfo("America/New_York"))
     local_at = (zone_now + timedelta(seconds=4)).strftime("%Y-%m-%dT%H:%M:%S")
     deployment.cli(
-        "triggers", "create", "--user", "hana", "--id", "r", "--at", local_at,
-        "--timezone", "America/New_York", "--template", "It is {local_time} in New York",
+        "triggers",
+        "create",
+        "--user",
+        "hana",
+        "--id",
+        "r",
+        "--at",
+        local_at,
+        "--timezone",
+        "America/New_York",
+        "--template",
+        "It is {local_time} in New York",
     )
     rows = await wait_for_messages(deployment, "hana", 1, timeout_s=30)
     assert rows[0]["content"] == f"It is {local_at[11:16]} in New York"
@@ -53,7 +72,7 @@ async def test_due_while_down_fires_after_restart(deployment: Deployment, start_
     await wait_for_trigger(deployment, "ivy", "r")
     worker.stop()
 
-    time.sleep(6)
+    await asyncio.sleep(6)
     start_worker(deployment).start()
     rows = await wait_for_messages(deployment, "ivy", 1, timeout_s=30)
     assert [row["content"] for row in rows] == ["late"]
@@ -64,13 +83,23 @@ async def test_due_while_down_fires_after_restart(deployment: Deployment, start_
 async def test_too_late_is_recorded_missed(deployment: Deployment, start_worker: type[WorkerProcess]) -> None:
     worker = start_worker(deployment).start()
     deployment.cli(
-        "triggers", "create", "--user", "jon", "--id", "r", "--at", in_seconds(3),
-        "--max-lateness-s", "1", "--template", "too late",
+        "triggers",
+        "create",
+        "--user",
+        "jon",
+        "--id",
+        "r",
+        "--at",
+        in_seconds(3),
+        "--max-lateness-s",
+        "1",
+        "--template",
+        "too late",
     )
     await wait_for_trigger(deployment, "jon", "r")
     worker.stop()
 
-    time.sleep(6)
+    await asyncio.sleep(6)
     start_worker(deployment).start()
     history = await wait_until(
         lambda: history_of(deployment, "jon"), lambda rows: any(r["status"] == "missed" for r in rows), 30
@@ -101,8 +130,18 @@ async def test_fired_reminder_not_repeated_after_restart(
 async def test_cron_schedule_fires_on_minute(deployment: Deployment, start_worker: type[WorkerProcess]) -> None:
     start_worker(deployment).start()
     deployment.cli(
-        "triggers", "create", "--user", "lea", "--id", "every-minute", "--cron", "* * * * *",
-        "--timezone", "Asia/Kolkata", "--template", "Check-in at {local_time} on {weekday}",
+        "triggers",
+        "create",
+        "--user",
+        "lea",
+        "--id",
+        "every-minute",
+        "--cron",
+        "* * * * *",
+        "--timezone",
+        "Asia/Kolkata",
+        "--template",
+        "Check-in at {local_time} on {weekday}",
     )
     rows = await wait_for_messages(deployment, "lea", 1, timeout_s=90)
     occurrence = rows[0]["occurrence_id"]

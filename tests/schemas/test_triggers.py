@@ -18,8 +18,18 @@ def definition(when: dict[str, Any], **overrides: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "cron",
-    ["60 * * * *", "* * * *", "* 24 * * *", "0 0 32 * *", "0 0 * 13 *", "*/0 * * * *", "*/90 * * * *",
-     "0 0 30 2 *", "", "@reboot"],
+    [
+        "60 * * * *",
+        "* * * *",
+        "* 24 * * *",
+        "0 0 32 * *",
+        "0 0 * 13 *",
+        "*/0 * * * *",
+        "*/90 * * * *",
+        "0 0 30 2 *",
+        "",
+        "@reboot",
+    ],
 )
 def test_invalid_cron_rejected(cron: str) -> None:
     with pytest.raises(InvalidScheduleError):

@@ -23,7 +23,16 @@ async def test_kill_9_mid_stream_exactly_once(
     worker = start_worker(deployment).start()
     for user in USERS:
         deployment.cli(
-            "triggers", "create", "--user", user, "--id", "tasks", "--event", "task.completed", "--template", "{title}",
+            "triggers",
+            "create",
+            "--user",
+            user,
+            "--id",
+            "tasks",
+            "--event",
+            "task.completed",
+            "--template",
+            "{title}",
         )
     for user in USERS:
         await wait_for_trigger(deployment, user, "tasks")
@@ -39,10 +48,14 @@ async def test_kill_9_mid_stream_exactly_once(
     worker.kill()
     assert stored < EVENT_COUNT, "the worker finished before it could be killed; raise EVENT_COUNT"
 
-    start_worker(deployment).start()
+    restarted = start_worker(deployment).start()
     try:
         await wait_until(lambda: count_messages(deployment), lambda n: n >= EVENT_COUNT, 90)
     except AssertionError as exc:
+        import os, signal
+        assert restarted.process is not None
+        os.kill(restarted.process.pid, signal.SIGUSR1)
+        await asyncio.sleep(1)
         raise AssertionError(f"{exc}\n{await deployment.pipeline_report()}") from exc
     await asyncio.sleep(2)
 

@@ -14,12 +14,18 @@ from tests.stack import Deployment
     ("options", "message"),
     [
         (["--cron", "60 * * * *"], "error [invalid_schedule]: minute field: 60 is out of range 0-59"),
-        (["--cron", "*/90 * * * *"], "error [invalid_schedule]: minute field: step 90 in '*/90' must be between 1 and 60"),
+        (
+            ["--cron", "*/90 * * * *"],
+            "error [invalid_schedule]: minute field: step 90 in '*/90' must be between 1 and 60",
+        ),
         (["--cron", "0 0 30 2 *"], "never fires"),
         (["--cron", "@reboot"], "'@reboot' is not supported"),
         (["--cron", ""], "cron expression is empty"),
         (["--cron", "0 9 * * *", "--timezone", "America/Nowhere"], "unknown time zone 'America/Nowhere'"),
-        (["--at", "2020-01-01T09:00:00Z"], "error [invalid_trigger]: reminder time 2020-01-01T09:00:00Z is in the past"),
+        (
+            ["--at", "2020-01-01T09:00:00Z"],
+            "error [invalid_trigger]: reminder time 2020-01-01T09:00:00Z is in the past",
+        ),
         (["--event", "task.completed", "--where", "priority ~ 3"], "condition 'priority ~ 3' is invalid"),
         (["--event", "insight.created", "--where", "priority>high"], "condition 'gt' on 'priority' needs a number"),
         (["--event", "Task Completed"], "when.event.event_type: String should match pattern"),
@@ -66,8 +72,13 @@ async def test_emit_rejects_invalid_event(deployment: Deployment) -> None:
 async def test_emit_file_reports_line(deployment: Deployment, tmp_path: Path) -> None:
     lines = tmp_path / "events.jsonl"
     good = {
-        "id": "e1", "type": "task.completed", "user_id": "pat", "occurred_at": "2026-12-04T10:00:00Z",
-        "source": "tests", "schema_version": 1, "data": {"task_id": "1", "title": "ok"},
+        "id": "e1",
+        "type": "task.completed",
+        "user_id": "pat",
+        "occurred_at": "2026-12-04T10:00:00Z",
+        "source": "tests",
+        "schema_version": 1,
+        "data": {"task_id": "1", "title": "ok"},
     }
     lines.write_text(orjson.dumps(good).decode() + "\n" + '{"id": "e2"}\n')
     result = deployment.cli("emit", "--file", str(lines), check=False)
