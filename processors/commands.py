@@ -8,6 +8,7 @@ from typing import Any
 
 import faust
 
+from processors.absence import absence_watch
 from schemas.exceptions import InvalidRecordError
 from schemas.records import Outcome, OutcomeStatus
 from schemas.serialization import parse
@@ -52,6 +53,8 @@ async def apply_commands(stream: faust.StreamT[bytes]) -> None:
             last = state.get(command.trigger_id)
             ticker.upsert(command.user_id, command.trigger_id, entry, datetime.fromisoformat(last) if last else None)
 
+        absence_watch.refresh(command.user_id)
+
         # 4. Record.
         await record_outcome(outcome)
         logger.info(
@@ -64,7 +67,7 @@ async def apply_commands(stream: faust.StreamT[bytes]) -> None:
 
 
 def apply_command(command: TriggerCommand, entries: dict[str, Any]) -> Outcome | None:
-    """Change ``entries`` (a copy of the user's table value) as the command says.
+    """Change ``entries`` (a copy of the user's table value) as the command requests.
 
     Returns the outcome to record, or ``None`` when the command changes nothing
     (enable, disable or delete of a trigger that does not exist).

@@ -1,8 +1,8 @@
 """Five-field cron expressions evaluated in an IANA time zone.
 
-Parsing is strict: every value outside its field's range, a step of 0 or
-larger than the field, a range that runs backwards and an expression that can
-never fire are rejected with a message that names the field and value.
+Parsing is strict. It rejects a value outside its field's range, a step of 0
+or larger than the field, a range that runs backwards and an expression that
+can never fire, with a message that names the field and the value.
 
 Fire times follow the daylight-saving policy of Vixie cron and cronie:
 

@@ -1,8 +1,8 @@
 """Trigger definitions and the commands that create, change and delete them.
 
-A trigger says when Luna speaks first (a cron schedule, a one-shot reminder or
-a matching domain event), what she says (a template) and where (a chat session
-and delivery channels). Definitions reach the worker only through the
+A trigger defines when Luna speaks first (a cron schedule, a one-shot reminder
+or a matching domain event), what she writes (a template) and where (a chat
+session and delivery channels). Definitions reach the worker only through the
 commands topic.
 """
 
@@ -24,6 +24,7 @@ from pydantic import (
 from schemas.cron import load_zone, parse_cron
 from schemas.events import EVENT_TYPE_PATTERN, USER_ID_PATTERN
 from schemas.exceptions import InvalidScheduleError, InvalidTriggerError, TemplateError
+from schemas.patterns import PatternMatch
 from schemas.serialization import describe_validation_error, loads_json
 from schemas.template import parse_template
 
@@ -115,7 +116,7 @@ def _default_channels() -> list[Channel]:
     return ["chat"]
 
 
-When = Annotated[CronSchedule | Reminder | EventMatch, Field(discriminator="kind")]
+When = Annotated[CronSchedule | Reminder | EventMatch | PatternMatch, Field(discriminator="kind")]
 
 
 class TriggerDefinition(_Frozen):
@@ -151,7 +152,7 @@ def parse_trigger(value: dict[str, Any] | bytes | str) -> TriggerDefinition:
     """Validate a trigger definition.
 
     Raises ``InvalidTriggerError`` (or its subclass ``InvalidScheduleError``)
-    with a message that says which field is wrong and why.
+    with a message that names the invalid field and the reason.
     """
     raw = value if isinstance(value, dict) else loads_json(value)
     try:

@@ -44,7 +44,7 @@ def create_app(settings: Settings) -> web.Application:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Return 200 when the database answers, 503 otherwise."""
+    """Return 200 when a query to the database succeeds, 503 otherwise."""
     try:
         pool = await request.app[POOL_KEY].get()
         await pool.fetchval("SELECT 1")

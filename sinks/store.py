@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import signal
 
@@ -34,7 +33,29 @@ async def install_task_dump() -> None:
 
 
 def _dump_tasks() -> None:
-    for task in asyncio.all_tasks():
-        buffer = io.StringIO()
-        task.print_stack(limit=12, file=buffer)
-        logger.warning("task %s:\n%s", task.get_name(), buffer.getvalue())
+    loops = [asyncio.get_running_loop()]
+    # faust runs the Kafka consumer on an event loop of its own thread.
+    consumer_thread = getattr(app.consumer, "_thread", None)
+    thread_loop = getattr(consumer_thread, "thread_loop", None)
+    if isinstance(thread_loop, asyncio.AbstractEventLoop):
+        loops.append(thread_loop)
+    for loop in loops:
+        for task in asyncio.all_tasks(loop):
+            logger.warning("task %s awaits:\n%s", task.get_name(), "\n".join(_await_chain(task.get_coro())))
+
+
+def _await_chain(coro: object) -> list[str]:
+    """Return ``file:line function`` for each coroutine or async generator
+    that ``coro`` awaits, outermost first."""
+    lines = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            lines.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = (
+            getattr(coro, "cr_await", None)
+            or getattr(coro, "ag_await", None)
+            or getattr(coro, "gi_yieldfrom", None)
+            or getattr(coro, "ag_running_coro", None)
+        )
+    return lines

@@ -1,7 +1,7 @@
 """The Faust app of the worker, with its topics and tables.
 
-Every topic carries raw bytes; agents decode and validate records
-themselves, so that a record that cannot be decoded reaches the dead-letter
+Every topic carries raw bytes, and agents decode and validate records
+themselves. A record that cannot be decoded then reaches the dead-letter
 topic instead of stopping the partition inside faust's deserialiser.
 
 Tables:
@@ -10,6 +10,9 @@ Tables:
   written by the commands agent.
 * ``schedule_state``: ``user_id`` -> ``{trigger_id: last scheduled instant}``,
   written by the ticks agent; the ticker resumes from it after a restart.
+* ``pattern_state``: ``user_id`` -> the user's watermark, last-seen time and
+  the event-time windows of each pattern trigger, written by the pattern
+  agent (see ``processors/detectors.py``).
 
 A table value is always replaced whole (``table[key] = new``), because
 faust writes only assignments to the changelog.
@@ -78,6 +81,11 @@ triggers_table: TableT[str, dict[str, Any]] = app.Table(
 )
 schedule_state_table: TableT[str, dict[str, str]] = app.Table(
     "schedule_state",
+    partitions=settings.partitions,
+)
+
+pattern_state_table: TableT[str, dict[str, Any]] = app.Table(
+    "pattern_state",
     partitions=settings.partitions,
 )
 

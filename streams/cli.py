@@ -132,7 +132,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     import streams.ticker  # noqa: F401
     from streams.app import app
 
-    # faust turns its web server on unless told otherwise on the command line.
+    # faust enables its web server unless the command line disables it.
     sys.argv = ["luna-triggers", "worker", "--without-web", "--loglevel", settings.log_level.lower()]
     app.main()
 

@@ -17,3 +17,7 @@ SCHEDULE_FIRES = Counter("luna_schedule_fires_total", "Schedule ticks published.
 SCHEDULE_MISSED = Counter("luna_schedule_missed_runs_total", "Schedule runs missed after downtime.")
 SINK_RETRIES = Counter("luna_sink_retries_total", "Retried writes after a transient failure.", ["sink"])
 CHAT_WRITE_SECONDS = Histogram("luna_chat_write_seconds", "Time to store one proactive chat message.")
+PATTERN_DETECTIONS = Counter("luna_pattern_detections_total", "Patterns detected, by detector.", ["detector"])
+PATTERN_LATE_EVENTS = Counter(
+    "luna_pattern_late_events_total", "Events older than the allowed lateness, left out of pattern windows."
+)

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     #: broker's default lower bound is 6 s.
     session_timeout_s: float = Field(default=10.0, ge=6.0)
 
+    #: How far behind the newest event of a user an event may arrive and
+    #: still count in its pattern window, in seconds; older events are late.
+    pattern_allowed_lateness_s: float = Field(default=600.0, ge=0)
+    #: How often the absence detector checks for users gone quiet, in seconds.
+    absence_check_interval_s: float = Field(default=5.0, gt=0)
+
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8080, ge=0, le=65535)
 

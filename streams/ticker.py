@@ -11,8 +11,8 @@ instant), so a tick published twice (say, before and after a crash) leads to
 one chat message.
 
 After downtime, runs older than the trigger's ``max_lateness_s`` are reported
-in one ``missed`` tick; the latest run inside that window fires once (policy
-``fire_once``) or is reported missed too (policy ``skip``).
+in one ``missed`` tick. The latest run inside that window fires once under the
+policy ``fire_once``, and is reported missed too under the policy ``skip``.
 """
 
 from __future__ import annotations
@@ -59,13 +59,13 @@ def occurrence_id_for(user_id: str, trigger_id: str, scheduled_at: datetime) -> 
 
 
 def partition_for_user(user_id: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner picks for this user's key."""
+    """Return the partition that Kafka's default partitioner picks for this user's key."""
     return int(murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """What one due schedule does now."""
+    """The action of one due schedule in the current pass."""
 
     fire_at: datetime | None
     missed_count: int
@@ -266,7 +266,8 @@ class ScheduleTicker:
 ticker = ScheduleTicker()
 
 
-def _owned_partitions() -> frozenset[int]:
+def owned_partitions() -> frozenset[int]:
+    """Return the partitions of the commands topic that this worker owns now."""
     assignment: set[TopicPartition] = app.consumer.assignment()
     return frozenset(tp.partition for tp in assignment if tp.topic == commands_topic.get_topic_name())
 
@@ -281,7 +282,7 @@ async def tick_schedules() -> None:
     """Publish due ticks; rebuild the heap first when the assignment changed."""
     if app.rebalancing or getattr(app, "in_recovery", False):
         return
-    owned = _owned_partitions()
+    owned = owned_partitions()
     if ticker.needs_rebuild or owned != ticker.assignment:
         ticker.rebuild(owned)
     await ticker.run_due(utc_now())

@@ -21,8 +21,12 @@ def add_definition_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="name shown in the settings page and the history")
     parser.add_argument("--cron", help="five-field cron expression or @daily-style alias")
     parser.add_argument("--at", help="one-shot reminder time: ISO 8601 instant, or local time with --timezone")
-    parser.add_argument("--timezone", help="IANA zone of --cron or of a local --at (default UTC)")
+    parser.add_argument("--timezone", help="IANA zone of --cron, --pattern or a local --at (default UTC)")
     parser.add_argument("--event", dest="event_type", help="event type to match, such as task.completed")
+    parser.add_argument(
+        "--pattern",
+        help='pattern detector as JSON, such as \'{"detector": "high_productivity", "tasks": 5}\'',
+    )
     parser.add_argument(
         "--where",
         action="append",
@@ -71,9 +75,10 @@ def definition_from_args(
     if args.channels is not None:
         definition["channels"] = [item.strip() for item in args.channels.split(",") if item.strip()]
 
-    kinds = [flag for flag, value in (("--cron", args.cron), ("--at", args.at), ("--event", args.event_type)) if value]
+    options = (("--cron", args.cron), ("--at", args.at), ("--event", args.event_type), ("--pattern", args.pattern))
+    kinds = [flag for flag, value in options if value]
     if len(kinds) > 1:
-        raise InvalidTriggerError(f"give only one of --cron, --at and --event (got {', '.join(kinds)})")
+        raise InvalidTriggerError(f"give only one of --cron, --at, --event and --pattern (got {', '.join(kinds)})")
     when: dict[str, Any] = dict(definition.get("when") or {})
     if args.cron is not None:
         when = {"kind": "cron", "cron": args.cron, "timezone": args.timezone or "UTC"}
@@ -81,7 +86,15 @@ def definition_from_args(
         when = {"kind": "reminder", "at": args.at, "timezone": args.timezone or "UTC"}
     elif args.event_type is not None:
         when = {"kind": "event", "event_type": args.event_type, "conditions": []}
-    elif args.timezone is not None and when.get("kind") in ("cron", "reminder"):
+    elif args.pattern is not None:
+        try:
+            detector = orjson.loads(args.pattern)
+        except orjson.JSONDecodeError:
+            detector = None
+        if not isinstance(detector, dict):
+            raise InvalidTriggerError('--pattern must be a JSON object, such as \'{"detector": "low_mood"}\'')
+        when = {"kind": "pattern", "timezone": args.timezone or "UTC", "detector": detector}
+    elif args.timezone is not None and when.get("kind") in ("cron", "reminder", "pattern"):
         when["timezone"] = args.timezone
     if args.where is not None:
         if when.get("kind") != "event":
@@ -92,7 +105,7 @@ def definition_from_args(
     if args.catch_up is not None:
         when["catch_up"] = args.catch_up
     if not when:
-        raise InvalidTriggerError("a trigger needs one of --cron, --at or --event")
+        raise InvalidTriggerError("a trigger needs one of --cron, --at, --event or --pattern")
     definition["when"] = when
     definition.setdefault("name", trigger_id)
     return definition

@@ -69,7 +69,7 @@ class Deployment:
                 "LUNA_DATABASE_SCHEMA": self.schema,
                 "LUNA_PARTITIONS": str(self.partitions),
                 "LUNA_COMMIT_INTERVAL_S": "0.5",
-                "LUNA_TICKER_INTERVAL_S": "0.5",
+                "LUNA_TICKER_INTERVAL_S": os.environ.get("TEST_TICKER_INTERVAL_S", "0.5"),
                 "LUNA_SESSION_TIMEOUT_S": "6",
                 "LUNA_ENV_FILE": "/dev/null",
             }

@@ -29,7 +29,7 @@ from tests.stack import Deployment
         (["--event", "task.completed", "--where", "priority ~ 3"], "condition 'priority ~ 3' is invalid"),
         (["--event", "insight.created", "--where", "priority>high"], "condition 'gt' on 'priority' needs a number"),
         (["--event", "Task Completed"], "when.event.event_type: String should match pattern"),
-        (["--cron", "0 9 * * *", "--event", "task.completed"], "give only one of --cron, --at and --event"),
+        (["--cron", "0 9 * * *", "--event", "task.completed"], "give only one of --cron, --at, --event and --pattern"),
     ],
 )
 async def test_invalid_trigger_rejected_nothing_published(
