@@ -26,13 +26,23 @@ class _Detector(BaseModel):
 class LowMood(_Detector):
     """Fires when the last ``readings`` moods are all below ``threshold``, or
     the daily average is below ``daily_threshold`` on ``days`` consecutive
-    local days. Sensitive, so it exists only when the user creates it."""
+    local days. Sensitive, so it exists only when the user opts in."""
 
     detector: Literal["low_mood"] = "low_mood"
+    #: Mood is sensitive, so the user opts in explicitly.
+    consent: bool = Field(default=False, validate_default=True)
     readings: int = Field(default=3, ge=1, le=20)
     threshold: float = Field(default=-0.3, ge=-1, le=1)
     days: int = Field(default=3, ge=1, le=14)
     daily_threshold: float = Field(default=-0.3, ge=-1, le=1)
+
+
+    @field_validator("consent")
+    @classmethod
+    def _check_consent(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError('low mood detection is opt-in because mood is sensitive; set "consent": true')
+        return value
 
 
 class LongAbsence(_Detector):

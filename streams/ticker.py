@@ -20,7 +20,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -136,7 +136,15 @@ def plan_due(definition: TriggerDefinition, due_at: datetime, now: datetime) -> 
 class ScheduleTicker:
     """Heap of next fire times for the schedules of this worker's partitions."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        lookup: Callable[[str, str], dict[str, Any] | None],
+        publish: Callable[[Tick], Awaitable[None]],
+    ) -> None:
+        """``lookup(user_id, trigger_id)`` returns a trigger's table entry or
+        ``None``; ``publish`` produces a tick and returns once Kafka has it."""
+        self._lookup = lookup
+        self._publish_tick = publish
         self._heap: list[tuple[datetime, int, str, str, int]] = []
         self._versions: dict[tuple[str, str], int] = {}
         self._counter = itertools.count()
@@ -169,15 +177,15 @@ class ScheduleTicker:
     def remove(self, user_id: str, trigger_id: str) -> None:
         self._versions.pop((user_id, trigger_id), None)
 
-    def rebuild(self, partitions: Iterable[int]) -> None:
-        """Reload every schedule of the given partitions from the tables."""
+    def rebuild(
+        self, partitions: Iterable[int], users: Iterable[tuple[str, dict[str, Any], dict[str, str]]]
+    ) -> None:
+        """Reload every schedule from ``users``: (user id, trigger entries,
+        last runs) for each user on the given partitions."""
         owned = frozenset(partitions)
         self._heap.clear()
         self._versions.clear()
-        for user_id, entries in list(triggers_table.items()):
-            if partition_for_user(user_id, settings.partitions) not in owned or not isinstance(entries, dict):
-                continue
-            state = schedule_state_table.get(user_id) or {}
+        for user_id, entries, state in users:
             for trigger_id, entry in entries.items():
                 last = state.get(trigger_id)
                 self.upsert(user_id, trigger_id, entry, datetime.fromisoformat(last) if last else None)
@@ -202,7 +210,7 @@ class ScheduleTicker:
         fired = 0
         while (due_at := self.next_due()) is not None and due_at <= now:
             _, _, user_id, trigger_id, version = heapq.heappop(self._heap)
-            entry = user_triggers(user_id).get(trigger_id)
+            entry = self._lookup(user_id, trigger_id)
             if entry is None:
                 self._versions.pop((user_id, trigger_id), None)
                 continue
@@ -248,7 +256,7 @@ class ScheduleTicker:
                 missed_count=plan.missed_count,
                 first_missed_at=plan.first_missed,
             )
-            await send_record(ticks_topic, user_id, missed)
+            await self._publish_tick(missed)
         if plan.fire_at is not None:
             tick = Tick(
                 kind="fire",
@@ -258,12 +266,27 @@ class ScheduleTicker:
                 scheduled_at=plan.fire_at,
                 emitted_at=now,
             )
-            await send_record(ticks_topic, user_id, tick)
+            await self._publish_tick(tick)
             metrics.SCHEDULE_FIRES.inc()
             logger.debug("tick published user_id=%s trigger_id=%s at=%s", user_id, trigger_id, plan.fire_at)
 
 
-ticker = ScheduleTicker()
+async def _publish(tick: Tick) -> None:
+    await send_record(ticks_topic, tick.user_id, tick)
+
+
+def _lookup(user_id: str, trigger_id: str) -> dict[str, Any] | None:
+    entry = user_triggers(user_id).get(trigger_id)
+    return entry if isinstance(entry, dict) else None
+
+
+def _owned_users(owned: frozenset[int]) -> Iterable[tuple[str, dict[str, Any], dict[str, str]]]:
+    for user_id, entries in list(triggers_table.items()):
+        if isinstance(entries, dict) and partition_for_user(user_id, settings.partitions) in owned:
+            yield user_id, entries, schedule_state_table.get(user_id) or {}
+
+
+ticker = ScheduleTicker(_lookup, _publish)
 
 
 def owned_partitions() -> frozenset[int]:
@@ -284,5 +307,5 @@ async def tick_schedules() -> None:
         return
     owned = owned_partitions()
     if ticker.needs_rebuild or owned != ticker.assignment:
-        ticker.rebuild(owned)
+        ticker.rebuild(owned, _owned_users(owned))
     await ticker.run_due(utc_now())

@@ -137,7 +137,7 @@ def mood(when: str, sentiment: float) -> EventEnvelope:
 
 
 def test_low_mood_three_readings_below_threshold() -> None:
-    definition = trigger({"detector": "low_mood"})
+    definition = trigger({"detector": "low_mood", "consent": True})
     events = [
         mood("2026-12-04T08:00:00Z", -0.5),
         mood("2026-12-04T12:00:00Z", -0.31),
@@ -152,7 +152,7 @@ def test_low_mood_three_readings_below_threshold() -> None:
 
 
 def test_low_mood_threshold_is_strict() -> None:
-    definition = trigger({"detector": "low_mood"})
+    definition = trigger({"detector": "low_mood", "consent": True})
     events = [
         mood("2026-12-04T08:00:00Z", -0.5),
         mood("2026-12-04T12:00:00Z", -0.3),
@@ -163,7 +163,7 @@ def test_low_mood_threshold_is_strict() -> None:
 
 
 def test_low_mood_fires_again_after_recovery() -> None:
-    definition = trigger({"detector": "low_mood", "readings": 2, "days": 14})
+    definition = trigger({"detector": "low_mood", "consent": True, "readings": 2, "days": 14})
     values = [-0.5, -0.5, -0.6, 0.2, -0.4, -0.7]
     events = [mood(f"2026-12-04T{8 + index:02d}:00:00Z", value) for index, value in enumerate(values)]
     _, observations = run(definition, events)
@@ -171,7 +171,7 @@ def test_low_mood_fires_again_after_recovery() -> None:
 
 
 def test_low_mood_daily_average_three_days() -> None:
-    definition = trigger({"detector": "low_mood", "readings": 20}, timezone="Europe/Berlin")
+    definition = trigger({"detector": "low_mood", "consent": True, "readings": 20}, timezone="Europe/Berlin")
     events = [
         mood("2026-12-02T10:00:00Z", -0.6),
         mood("2026-12-02T11:00:00Z", 0.0),  # avg -0.3: not below
@@ -306,3 +306,8 @@ def test_windows_containing_fall_back_hour() -> None:
     (window,) = windows_containing(at("2026-11-01T06:30:00Z"), zone, 3600, 3600)
     assert window.start == at("2026-11-01T05:00:00Z")
     assert window.end == at("2026-11-01T07:00:00Z")
+
+
+def test_low_mood_needs_consent() -> None:
+    with pytest.raises(InvalidTriggerError, match='low mood detection is opt-in'):
+        trigger({"detector": "low_mood"})
