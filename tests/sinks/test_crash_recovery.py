@@ -52,7 +52,9 @@ async def test_kill_9_mid_stream_exactly_once(
     try:
         await wait_until(lambda: count_messages(deployment), lambda n: n >= EVENT_COUNT, 90)
     except AssertionError as exc:
-        import os, signal
+        import os
+        import signal
+
         assert restarted.process is not None
         os.kill(restarted.process.pid, signal.SIGUSR1)
         await asyncio.sleep(1)
