@@ -13,7 +13,16 @@ import pytest
 
 from streams.admin import create_topics
 from streams.emit import EventProducer
-from tests.stack import ROOT, STACK_SCRIPT, Deployment, Stack, WorkerProcess, delete_deployment, read_env_file
+from tests.stack import (
+    ROOT,
+    STACK_SCRIPT,
+    Deployment,
+    GatewayProcess,
+    Stack,
+    WorkerProcess,
+    delete_deployment,
+    read_env_file,
+)
 
 #: The stack scripts keep their state here; ``LUNA_LOCAL_DIR`` lets several
 #: checkouts share one running broker and database.
@@ -63,6 +72,21 @@ def start_worker(deployment: Deployment) -> Iterator[type[WorkerProcess]]:
     yield TrackedWorker
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def start_gateway(deployment: Deployment) -> Iterator[type[GatewayProcess]]:
+    """Start gateways for the test; every one still running is stopped afterwards."""
+    started: list[GatewayProcess] = []
+
+    class TrackedGateway(GatewayProcess):
+        def start(self, timeout_s: float = 30) -> GatewayProcess:
+            started.append(self)
+            return super().start(timeout_s)
+
+    yield TrackedGateway
+    for gateway in started:
+        gateway.stop()
 
 
 @pytest.fixture
