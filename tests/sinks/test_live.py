@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -186,9 +187,7 @@ async def test_live_auth_unread_and_resync(
 
     # An id older than the replay buffer (two events) gets one resync.
     for number in range(4):
-        record = LiveEvent(
-            user_id="dave", type="trigger_status", data={"n": number}, produced_at="2026-01-01T00:00:00Z"
-        )
+        record = LiveEvent(user_id="dave", type="trigger_status", data={"n": number}, produced_at=datetime.now(UTC))
         await producer.send(deployment.topics.live, "dave", record)
     records = await wait_until(lambda: live_records(deployment, "dave"), lambda found: len(found) == 4)
     ids_on_wire = [f"{r.partition}-{r.offset}" for r in records]
