@@ -14,7 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 LiveEventType = Literal["new_message", "unread_count", "trigger_status"]
 
-#: Longest message preview carried by a ``new_message`` event, in characters.
+#: Maximum length of the message preview in by a ``new_message`` event, in characters.
 PREVIEW_MAX_CHARS = 200
 
 

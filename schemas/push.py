@@ -75,7 +75,7 @@ class SubscriptionCommand(_Frozen):
     #: The whole subscription for ``subscribe``; ``None`` for ``unsubscribe``.
     subscription: PushSubscription | None = None
     #: Why an unsubscribe happened: ``user`` or ``gone`` (the push service
-    #: answered 404 or 410).
+    #: returned 404 or 410).
     reason: str | None = None
     schema_version: Literal[1] = 1
 

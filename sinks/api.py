@@ -65,7 +65,7 @@ async def mark_read(request: web.Request, user_id: str) -> web.Response:
     """Mark messages read and announce the new unread count.
 
     The body is ``{"message_ids": [...]}`` or ``{"all": true}``. Ids of other
-    users' messages are ignored. Answers ``{"marked": n, "unread": m}`` once
+    users' messages are ignored. Returns ``{"marked": n, "unread": m}`` once
     the ``unread_count`` event is in the live topic.
     """
     body = await _json_body(request)
@@ -113,7 +113,7 @@ async def mark_read(request: web.Request, user_id: str) -> web.Response:
 async def subscribe_push(request: web.Request, user_id: str) -> web.Response:
     """Validate a browser's push subscription and publish it to the commands topic.
 
-    Answers 201 ``{"subscription_id": ...}`` once the command is durably in
+    Returns 201 ``{"subscription_id": ...}`` once the command is durably in
     Kafka; the worker applies it within moments. An invalid subscription is a
     400 whose ``error`` names the field (``invalid_endpoint``,
     ``endpoint_not_allowed``, ``invalid_p256dh``, ``invalid_auth``).
@@ -147,7 +147,7 @@ async def subscribe_push(request: web.Request, user_id: str) -> web.Response:
 
 @authenticated
 async def unsubscribe_push(request: web.Request, user_id: str) -> web.Response:
-    """Publish the removal of the subscription at ``{"endpoint": ...}``; answers 202."""
+    """Publish the removal of the subscription at ``{"endpoint": ...}``; returns 202."""
     body = await _json_body(request)
     if isinstance(body, web.Response):
         return body

@@ -1,7 +1,7 @@
 """Fan-out of the live topic to the SSE connections of one gateway.
 
 Every gateway instance reads every partition of the live topic itself (no
-consumer group), so a tab connected to any instance sees every event of its
+consumer group), so a tab connected to any instance receives every event of its
 user. Event ids are ``<partition>-<offset>`` of the live record: all
 instances read the same log, so a tab that reconnects to another instance
 resumes from the same id. A user's records share one partition, so the
