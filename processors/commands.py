@@ -1,4 +1,5 @@
-"""Apply trigger commands to the triggers table and the schedule ticker."""
+"""Apply commands: trigger changes to the triggers table and the schedule
+ticker, push subscription changes to the subscriptions table."""
 
 from __future__ import annotations
 
@@ -10,10 +11,19 @@ import faust
 
 from processors.absence import absence_watch
 from schemas.exceptions import InvalidRecordError
+from schemas.push import SUBSCRIPTION_ACTIONS, SubscriptionCommand
 from schemas.records import Outcome, OutcomeStatus
-from schemas.serialization import parse
+from schemas.serialization import loads_json, parse
 from schemas.triggers import TriggerCommand
-from streams.app import app, commands_topic, schedule_state_table, triggers_table, user_triggers
+from streams.app import (
+    app,
+    commands_topic,
+    push_subscriptions_table,
+    schedule_state_table,
+    triggers_table,
+    user_subscriptions,
+    user_triggers,
+)
 from streams.publishing import dead_letter, record_outcome, utc_now
 from streams.ticker import ticker
 
@@ -24,7 +34,8 @@ logger = logging.getLogger(__name__)
 async def apply_commands(stream: faust.StreamT[bytes]) -> None:
     """Apply each command to the table, then tell the ticker and the history.
 
-    1. Decode and validate the command; a bad one is dead-lettered.
+    1. Decode and validate the command; a bad one is dead-lettered. A push
+       subscription command is applied by ``apply_subscription_command``.
     2. Replace the user's entry in the triggers table.
     3. Reschedule the trigger in this worker's ticker.
     4. Produce the outcome, which also feeds the triggers read model.
@@ -32,7 +43,11 @@ async def apply_commands(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
         # 1. Decode.
         try:
-            command = parse(TriggerCommand, event.value, "invalid_command")
+            raw = loads_json(event.value)
+            if isinstance(raw, dict) and raw.get("action") in SUBSCRIPTION_ACTIONS:
+                await apply_subscription_command(parse(SubscriptionCommand, raw, "invalid_command"))
+                continue
+            command = parse(TriggerCommand, raw, "invalid_command")
         except InvalidRecordError as exc:
             await dead_letter(event, exc, stage="commands")
             continue
@@ -113,3 +128,49 @@ def _outcome(
         recorded_at=now,
         definition=definition,
     )
+
+
+async def apply_subscription_command(command: SubscriptionCommand) -> None:
+    """Replace the user's entry in the subscriptions table, then produce the
+    outcome that feeds the ``push_subscriptions`` read model.
+
+    An unsubscribe of a subscription that does not exist changes nothing.
+    """
+    entries = dict(user_subscriptions(command.user_id))
+    now = utc_now()
+    definition: dict[str, Any] | None = None
+    if command.action == "subscribe":
+        assert command.subscription is not None
+        definition = {
+            **command.subscription.model_dump(mode="json"),
+            "subscription_id": command.subscription_id,
+            "saved_at": now.isoformat(),
+        }
+        entries[command.subscription_id] = definition
+        status: OutcomeStatus = "subscription_saved"
+    elif entries.pop(command.subscription_id, None) is None:
+        logger.info(
+            "unsubscribe of unknown subscription ignored user_id=%s subscription_id=%s",
+            command.user_id,
+            command.subscription_id,
+        )
+        return
+    else:
+        status = "subscription_deleted"
+    push_subscriptions_table[command.user_id] = entries
+
+    await record_outcome(
+        Outcome(
+            outcome_id=f"command:{command.command_id}",
+            user_id=command.user_id,
+            stage="commands",
+            status=status,
+            source="command",
+            reason=command.reason or command.action,
+            summary={"subscription_id": command.subscription_id},
+            occurred_at=command.issued_at,
+            recorded_at=now,
+            definition=definition,
+        )
+    )
+    logger.info("push %s user_id=%s subscription_id=%s", command.action, command.user_id, command.subscription_id)

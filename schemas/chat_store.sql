@@ -63,3 +63,30 @@ CREATE TABLE IF NOT EXISTS trigger_history (
 );
 CREATE INDEX IF NOT EXISTS trigger_history_user ON trigger_history (user_id, recorded_at DESC);
 CREATE INDEX IF NOT EXISTS trigger_history_occurrence ON trigger_history (occurrence_id);
+
+-- Read model of the push subscriptions table, fed from the outcomes topic.
+-- The worker keeps its own copy in a faust table and never reads this one.
+CREATE TABLE IF NOT EXISTS push_subscriptions (
+    user_id          text NOT NULL,
+    subscription_id  text NOT NULL,
+    endpoint         text NOT NULL,
+    p256dh           text NOT NULL,
+    auth             text NOT NULL,
+    user_agent       text,
+    updated_at       timestamptz NOT NULL,
+    PRIMARY KEY (user_id, subscription_id)
+);
+
+-- One row per occurrence and device that the push sink has finished with
+-- (accepted by the push service, or the subscription was gone), so that a
+-- redelivered delivery is not pushed twice.
+CREATE TABLE IF NOT EXISTS push_sends (
+    occurrence_id    text NOT NULL,
+    subscription_id  text NOT NULL,
+    user_id          text NOT NULL,
+    status           text NOT NULL,
+    http_status      integer,
+    attempts         integer NOT NULL,
+    finished_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (occurrence_id, subscription_id)
+);

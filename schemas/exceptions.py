@@ -39,3 +39,52 @@ class TemplateError(LunaTriggersError, ValueError):
     """A message template that cannot be parsed or rendered."""
 
     code = "template_error"
+
+
+class AuthenticationError(LunaTriggersError):
+    """A request without a valid token: missing, malformed, forged or expired."""
+
+    code = "unauthenticated"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class InvalidSubscriptionError(LunaTriggersError, ValueError):
+    """A push subscription rejected at registration, before anything is stored."""
+
+    code = "invalid_subscription"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class PushSendError(LunaTriggersError):
+    """One push attempt that the push service did not accept.
+
+    ``retriable`` is true for 429, 5xx and network failures; ``retry_after_s``
+    is the service's ``Retry-After`` in seconds, or ``None`` when it sent none.
+    A gone subscription (404, 410) is not retriable.
+    """
+
+    code = "push_failed"
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        http_status: int | None = None,
+        retriable: bool = False,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+        self.retriable = retriable
+        self.retry_after_s = retry_after_s

@@ -80,6 +80,9 @@ OutcomeStatus = Literal[
     "trigger_saved",
     "trigger_deleted",
     "rejected",
+    "retrying",
+    "subscription_saved",
+    "subscription_deleted",
 ]
 
 
@@ -98,7 +101,8 @@ class Outcome(_Record):
     summary: dict[str, Any] = Field(default_factory=dict)
     occurred_at: AwareDatetime | None = None
     recorded_at: AwareDatetime
-    #: For ``trigger_saved``: the definition as stored, for the read model.
+    #: For ``trigger_saved``: the definition as stored, for the read model;
+    #: for ``subscription_saved``: the push subscription.
     definition: dict[str, Any] | None = None
     #: For ``delivered`` to chat: where the message landed.
     session_id: str | None = None

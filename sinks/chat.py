@@ -13,13 +13,14 @@ import faust
 import orjson
 
 from schemas.exceptions import InvalidRecordError
+from schemas.live import LiveEvent, preview_of
 from schemas.records import Delivery, Outcome
 from schemas.serialization import parse
 from sinks.db import TRANSIENT_ERRORS
 from sinks.store import pool
 from streams import metrics
-from streams.app import app, deliveries_topic
-from streams.publishing import dead_letter, record_outcome, utc_now
+from streams.app import app, deliveries_topic, live_topic
+from streams.publishing import dead_letter, record_outcome, send_record, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,10 @@ async def store_chat_messages(stream: faust.StreamT[bytes]) -> None:
     1. Decode the delivery; a bad one is dead-lettered.
     2. Insert the message, retrying while the database is unreachable; a
        message already stored for this occurrence is left as it is.
-    3. Produce the ``delivered`` outcome.
+    3. When the delivery lists the ``live`` channel, produce ``new_message``
+       to the live topic. A redelivery announces the message again under the
+       same dedupe key, and the SSE gateway forwards only the first.
+    4. Produce the ``delivered`` outcome.
     """
     async for event in stream.events():
         # 1. Decode.
@@ -60,7 +64,11 @@ async def store_chat_messages(stream: faust.StreamT[bytes]) -> None:
         stored = await _store_with_retry(delivery)
         metrics.DELIVERIES.labels("chat", "delivered" if stored.created else "duplicate").inc()
 
-        # 3. Record.
+        # 3. Announce.
+        if "live" in delivery.channels:
+            await send_record(live_topic, delivery.user_id, new_message_event(delivery, stored))
+
+        # 4. Record.
         await record_outcome(
             Outcome(
                 outcome_id=f"{delivery.occurrence_id}:chat",
@@ -78,6 +86,22 @@ async def store_chat_messages(stream: faust.StreamT[bytes]) -> None:
                 message_id=stored.message_id,
             )
         )
+
+
+def new_message_event(delivery: Delivery, stored: StoredMessage) -> LiveEvent:
+    return LiveEvent(
+        user_id=delivery.user_id,
+        type="new_message",
+        data={
+            "session_id": stored.session_id,
+            "message_id": stored.message_id,
+            "occurrence_id": delivery.occurrence_id,
+            "trigger_id": delivery.trigger_id,
+            "preview": preview_of(delivery.text),
+        },
+        dedupe_key=f"new_message:{stored.message_id}",
+        produced_at=utc_now(),
+    )
 
 
 async def _store_with_retry(delivery: Delivery) -> StoredMessage:

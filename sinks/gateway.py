@@ -1,20 +1,25 @@
-"""The HTTP gateway: health and metrics now; the webhook receiver, SSE stream
-and settings API are served from the same aiohttp application."""
+"""The HTTP gateway: health, metrics, the SSE stream and the user endpoints
+(unread badge, push subscriptions), served from one aiohttp application."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
+from sinks import api
 from sinks.db import LazyPool
+from sinks.live import LiveConsumer, LiveHub
+from sinks.sse import HUB_KEY, stream_live
+from sinks.web_base import POOL_KEY, PRODUCER_KEY, SETTINGS_KEY, ProducerSlot
+from streams.emit import EventProducer
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-POOL_KEY = web.AppKey("pool", LazyPool)
+__all__ = ["POOL_KEY", "create_app", "serve"]
 
 REQUESTS = Counter("luna_gateway_requests_total", "HTTP requests answered, by route and status.", ["route", "status"])
 
@@ -36,11 +41,39 @@ async def count_requests(
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[count_requests])
+    app[SETTINGS_KEY] = settings
     app[POOL_KEY] = LazyPool(settings)
+    app[PRODUCER_KEY] = ProducerSlot()
+    app[HUB_KEY] = LiveHub(settings.live_replay_max, settings.live_queue_max, settings.live_replay_users_max)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/triggers/live", stream_live)
+    app.router.add_get("/api/triggers/pending/count", api.pending_count)
+    app.router.add_post("/api/triggers/messages/read", api.mark_read)
+    app.router.add_post("/api/triggers/push/subscribe", api.subscribe_push)
+    app.router.add_post("/api/triggers/push/unsubscribe", api.unsubscribe_push)
+    app.cleanup_ctx.append(_kafka_clients)
+    app.on_shutdown.append(_close_streams)
     app.on_cleanup.append(_close_pool)
     return app
+
+
+async def _kafka_clients(app: web.Application) -> AsyncIterator[None]:
+    """Start the producer and the live consumer with the application; stop them in reverse."""
+    settings = app[SETTINGS_KEY]
+    producer = EventProducer.from_settings(settings)
+    await producer.start()
+    app[PRODUCER_KEY].producer = producer
+    consumer = LiveConsumer(settings, app[HUB_KEY])
+    try:
+        await consumer.start()
+    except BaseException:
+        await producer.stop()
+        raise
+    yield
+    await consumer.stop()
+    app[PRODUCER_KEY].producer = None
+    await producer.stop()
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -58,9 +91,21 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+async def _close_streams(app: web.Application) -> None:
+    app[HUB_KEY].close_all()
+
+
 async def _close_pool(app: web.Application) -> None:
     await app[POOL_KEY].close()
 
 
 def serve(settings: Settings) -> None:
-    web.run_app(create_app(settings), host=settings.gateway_host, port=settings.gateway_port, print=None)
+    # Cancelling a handler when its client disconnects is what frees an SSE
+    # subscription at once instead of at the next heartbeat write.
+    web.run_app(
+        create_app(settings),
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        print=None,
+        handler_cancellation=True,
+    )

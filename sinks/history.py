@@ -1,4 +1,5 @@
-"""The history projection: outcomes into ``trigger_history`` and ``triggers``."""
+"""The history projection: outcomes into ``trigger_history``, ``triggers``
+and ``push_subscriptions``."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ async def project_history(stream: faust.StreamT[bytes]) -> None:
 
 
 async def write_outcome(pool: asyncpg.Pool, outcome: Outcome) -> None:
-    """Insert one history row and apply a trigger change to the read model."""
+    """Insert one history row and apply a trigger or subscription change to its read model."""
     summary = dict(outcome.summary)
     if outcome.session_id is not None:
         summary["session_id"] = outcome.session_id
@@ -107,5 +108,32 @@ async def write_outcome(pool: asyncpg.Pool, outcome: Outcome) -> None:
                 "DELETE FROM triggers WHERE trigger_id = $1 AND user_id = $2 AND updated_at <= $3",
                 outcome.trigger_id,
                 outcome.user_id,
+                outcome.recorded_at,
+            )
+        elif outcome.status == "subscription_saved" and outcome.definition is not None:
+            subscription = outcome.definition
+            await connection.execute(
+                """
+                INSERT INTO push_subscriptions
+                    (user_id, subscription_id, endpoint, p256dh, auth, user_agent, updated_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (user_id, subscription_id) DO UPDATE SET
+                    endpoint = EXCLUDED.endpoint, p256dh = EXCLUDED.p256dh, auth = EXCLUDED.auth,
+                    user_agent = EXCLUDED.user_agent, updated_at = EXCLUDED.updated_at
+                WHERE push_subscriptions.updated_at <= EXCLUDED.updated_at
+                """,
+                outcome.user_id,
+                subscription["subscription_id"],
+                subscription["endpoint"],
+                subscription["keys"]["p256dh"],
+                subscription["keys"]["auth"],
+                subscription.get("user_agent"),
+                outcome.recorded_at,
+            )
+        elif outcome.status == "subscription_deleted":
+            await connection.execute(
+                "DELETE FROM push_subscriptions WHERE user_id = $1 AND subscription_id = $2 AND updated_at <= $3",
+                outcome.user_id,
+                outcome.summary.get("subscription_id"),
                 outcome.recorded_at,
             )

@@ -13,6 +13,8 @@ Tables:
 * ``pattern_state``: ``user_id`` -> the user's watermark, last-seen time and
   the event-time windows of each pattern trigger, written by the pattern
   agent (see ``processors/detectors.py``).
+* ``push_subscriptions``: ``user_id`` -> ``{subscription_id: subscription}``,
+  written by the commands agent, read by the push sink.
 
 A table value is always replaced whole (``table[key] = new``), because
 faust writes only assignments to the changelog.
@@ -88,9 +90,19 @@ pattern_state_table: TableT[str, dict[str, Any]] = app.Table(
     "pattern_state",
     partitions=settings.partitions,
 )
+push_subscriptions_table: TableT[str, dict[str, Any]] = app.Table(
+    "push_subscriptions",
+    partitions=settings.partitions,
+)
 
 
 def user_triggers(user_id: str) -> dict[str, Any]:
     """Return the stored entries of one user's triggers (empty when none)."""
     value = triggers_table.get(user_id)
+    return value if isinstance(value, dict) else {}
+
+
+def user_subscriptions(user_id: str) -> dict[str, Any]:
+    """Return one user's push subscriptions by subscription id (empty when none)."""
+    value = push_subscriptions_table.get(user_id)
     return value if isinstance(value, dict) else {}

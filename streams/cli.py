@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import re
 import sys
 import uuid
 from collections.abc import Sequence
@@ -82,6 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     dead = commands.add_parser("dead-letters", help="print the records in the dead-letter topic")
     dead.add_argument("--limit", type=int, default=100)
     dead.set_defaults(handler=show_dead_letters)
+
+    live = commands.add_parser("live", help="live updates").add_subparsers(dest="action", required=True)
+    token = live.add_parser("token", help="print a signed token for the SSE stream and the user endpoints")
+    token.add_argument("--user", dest="user_id", required=True)
+    token.add_argument("--ttl-s", type=int, help="lifetime in seconds (default: LUNA_LIVE_TOKEN_TTL_S)")
+    token.set_defaults(handler=mint_live_token)
+
+    vapid = commands.add_parser("vapid", help="VAPID keys for Web Push").add_subparsers(dest="action", required=True)
+    vapid.add_parser("generate", help="print a new key pair as environment variables").set_defaults(
+        handler=generate_vapid_keys
+    )
 
     schemas = commands.add_parser("schemas", help="JSON Schemas of the records").add_subparsers(
         dest="action", required=True
@@ -337,6 +349,39 @@ def show_dead_letters(args: argparse.Namespace, settings: Settings) -> int:
 
     for letter in asyncio.run(read_dead_letters(settings, args.limit)):
         print(orjson.dumps(letter).decode())
+    return 0
+
+
+def mint_live_token(args: argparse.Namespace, settings: Settings) -> int:
+    from schemas.events import USER_ID_PATTERN
+    from streams.tokens import mint_token
+
+    if settings.live_token_key is None:
+        raise InvalidTriggerError("LUNA_LIVE_TOKEN_KEY is not set; the gateway could not verify a token")
+    ttl_s = settings.live_token_ttl_s if args.ttl_s is None else args.ttl_s
+    if not 1 <= ttl_s <= 24 * 3600:
+        raise InvalidTriggerError(f"--ttl-s must be between 1 and 86400 seconds, got {ttl_s}")
+    if re.fullmatch(USER_ID_PATTERN, args.user_id) is None:
+        raise InvalidTriggerError(f"invalid user id {args.user_id!r}")
+    print(mint_token(settings.live_token_key.get_secret_value().encode(), args.user_id, ttl_s))
+    return 0
+
+
+def generate_vapid_keys(args: argparse.Namespace, settings: Settings) -> int:
+    """Print a new P-256 key pair: the raw private key and the public key that
+    browsers take as ``applicationServerKey``, both base64url."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    private_raw = key.private_numbers().private_value.to_bytes(32, "big")
+    public_raw = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    print(f"LUNA_VAPID_PRIVATE_KEY={base64.urlsafe_b64encode(private_raw).rstrip(b'=').decode()}")
+    print(f"LUNA_VAPID_PUBLIC_KEY={base64.urlsafe_b64encode(public_raw).rstrip(b'=').decode()}")
     return 0
 
 

@@ -65,6 +65,46 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8080, ge=0, le=65535)
 
+    #: HMAC-SHA256 key of the tokens that authenticate the user endpoints and
+    #: the SSE stream; ``None`` rejects every such request with 503.
+    live_token_key: SecretStr | None = None
+    #: Lifetime of a token minted by ``luna-triggers live token``, in seconds.
+    live_token_ttl_s: int = Field(default=900, ge=1, le=24 * 3600)
+    #: Seconds between SSE comment lines that keep proxies from closing an idle stream.
+    live_heartbeat_s: float = Field(default=15.0, gt=0, le=300)
+    #: Reconnection delay the SSE ``retry:`` field tells browsers, in milliseconds.
+    live_retry_ms: int = Field(default=3000, ge=0, le=600_000)
+    #: Events queued for one SSE connection before it is sent ``resync`` instead.
+    live_queue_max: int = Field(default=100, ge=1, le=100_000)
+    #: Events kept per user for ``Last-Event-ID`` replay.
+    live_replay_max: int = Field(default=100, ge=1, le=10_000)
+    #: Users whose replay buffers a gateway keeps; the least recently active go first.
+    live_replay_users_max: int = Field(default=10_000, ge=1)
+    #: Live records re-read per partition when a gateway starts, to fill the replay buffers.
+    live_backfill_per_partition: int = Field(default=1000, ge=0)
+
+    #: VAPID key pair (RFC 8292), as ``luna-triggers vapid generate`` prints
+    #: it; without a private key the push sink records every push as failed.
+    vapid_private_key: SecretStr | None = None
+    vapid_public_key: str | None = None
+    #: The ``sub`` claim: a ``mailto:`` or ``https:`` contact for push services.
+    vapid_subject: str = Field(default="mailto:push@luna.invalid", pattern=r"^(mailto:|https://)\S+$")
+    #: The ``TTL`` header: how long a push service keeps a message for an offline device, in seconds.
+    push_ttl_s: int = Field(default=24 * 3600, ge=0, le=28 * 24 * 3600)
+    #: Upper bound of the JSON payload before encryption, in bytes; the hard
+    #: limit with aes128gcm is 3993, and about 3000 is safe in practice.
+    push_payload_max_bytes: int = Field(default=3000, ge=256, le=3993)
+    #: Seconds before one request to a push service is abandoned and retried.
+    push_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    #: Attempts per device before a push is recorded as failed.
+    push_max_attempts: int = Field(default=5, ge=1, le=20)
+    #: The longest wait between attempts; a larger ``Retry-After`` fails the push.
+    push_retry_max_delay_s: float = Field(default=60.0, gt=0, le=3600)
+    #: Hosts that may be plain http and loopback or private: only for a local
+    #: test push service. Empty in production, so every endpoint must be a
+    #: public https URL.
+    push_allowed_test_hosts: list[str] = Field(default_factory=list)
+
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
 

@@ -3,16 +3,30 @@ topic prefix and schema for every test that asks for a deployment."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from streams.admin import create_topics
 from streams.emit import EventProducer
-from tests.stack import ROOT, STACK_SCRIPT, Deployment, Stack, WorkerProcess, delete_deployment, read_env_file
+from tests.stack import (
+    ROOT,
+    STACK_SCRIPT,
+    Deployment,
+    GatewayProcess,
+    Stack,
+    WorkerProcess,
+    delete_deployment,
+    read_env_file,
+)
 
+#: The stack scripts keep their state here; ``LUNA_LOCAL_DIR`` lets several
+#: checkouts share one running broker and database.
+LOCAL_DIR = Path(os.environ.get("LUNA_LOCAL_DIR") or ROOT / ".local")
 LOG_DIR = ROOT / ".local" / "test-logs"
 
 
@@ -27,7 +41,7 @@ def stack() -> Iterator[Stack]:
     already_running = _component_running("kafka.sh") and _component_running("postgres.sh")
     if not already_running:
         subprocess.run([str(STACK_SCRIPT), "up"], check=True, capture_output=True, timeout=300)
-    env = read_env_file(ROOT / ".local" / "stack.env")
+    env = read_env_file(LOCAL_DIR / "stack.env")
     yield Stack(bootstrap=env["LUNA_KAFKA_BOOTSTRAP"], database_url=env["LUNA_DATABASE_URL"])
     if not already_running:
         subprocess.run([str(STACK_SCRIPT), "down"], check=False, capture_output=True, timeout=120)
@@ -58,6 +72,21 @@ def start_worker(deployment: Deployment) -> Iterator[type[WorkerProcess]]:
     yield TrackedWorker
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def start_gateway(deployment: Deployment) -> Iterator[type[GatewayProcess]]:
+    """Start gateways for the test; every one still running is stopped afterwards."""
+    started: list[GatewayProcess] = []
+
+    class TrackedGateway(GatewayProcess):
+        def start(self, timeout_s: float = 30) -> GatewayProcess:
+            started.append(self)
+            return super().start(timeout_s)
+
+    yield TrackedGateway
+    for gateway in started:
+        gateway.stop()
 
 
 @pytest.fixture

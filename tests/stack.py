@@ -233,3 +233,51 @@ async def delete_deployment(deployment: Deployment) -> None:
         await connection.execute(f'DROP SCHEMA IF EXISTS "{deployment.schema}" CASCADE')
     finally:
         await connection.close()
+
+
+class GatewayProcess:
+    """A ``luna-triggers gateway`` subprocess on a free loopback port."""
+
+    def __init__(self, deployment: Deployment, port: int, name: str = "gateway", **env: str) -> None:
+        self.deployment = deployment
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = deployment.log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        self._env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 30) -> GatewayProcess:
+        """Start the gateway and wait until ``/healthz`` answers 200."""
+        import urllib.error
+        import urllib.request
+
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(LUNA_BIN), "gateway"],
+            env=self.deployment.env(LUNA_GATEWAY_PORT=str(self.port), **self._env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"gateway did not start:\n{self.log_path.read_text(errors='replace')[-4000:]}")
+            time.sleep(0.2)
+
+    def stop(self, timeout_s: float = 30) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)

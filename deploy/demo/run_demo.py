@@ -5,13 +5,15 @@
 3. Start a worker and a gateway on loopback.
 4. Publish the demo triggers, then the domain events and one malformed record.
 5. Wait for the expected chat messages, print them per user with the next
-   morning check-in, the history and the dead letters.
+   morning check-in, the live frames one open tab per user received, the
+   pushes a local push service decrypted, the history and the dead letters.
 6. Stop everything this script started, by pid.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import socket
@@ -23,8 +25,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import orjson
+from cryptography.hazmat.primitives.asymmetric import ec
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -36,12 +40,24 @@ from streams.admin import create_topics  # noqa: E402
 from streams.deadletters import read_dead_letters  # noqa: E402
 from streams.emit import EventProducer  # noqa: E402
 from streams.settings import Settings  # noqa: E402
+from streams.tokens import mint_token  # noqa: E402
+from tests.push_service import LocalPushService  # noqa: E402
+from tests.sse_client import SseClient  # noqa: E402
 
 INPUT = Path(__file__).with_name("input.json")
 STACK = ROOT / "deploy" / "local" / "stack.sh"
 LOG_DIR = ROOT / ".local" / "demo"
 LUNA_BIN = Path(sys.executable).parent / "luna-triggers"
 WAIT_FOR_MESSAGES_S = 120
+#: The demo's own token key and push keys; a real deployment sets its own.
+DEMO_TOKEN_KEY = uuid.uuid4().hex
+DEMO_VAPID_KEY = (
+    base64.urlsafe_b64encode(
+        ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value.to_bytes(32, "big")
+    )
+    .rstrip(b"=")
+    .decode()
+)
 
 
 def main() -> int:
@@ -65,7 +81,7 @@ def main() -> int:
         _wait_for_log(LOG_DIR / "worker.log", "Worker]: Ready", worker, timeout_s=90)
         print(f"worker ready; gateway on http://127.0.0.1:{gateway_port}", flush=True)
 
-        return asyncio.run(_run(settings, demo))
+        return asyncio.run(_run(settings, demo, f"http://127.0.0.1:{gateway_port}"))
     finally:
         for process in processes:
             _stop(process)
@@ -73,11 +89,42 @@ def main() -> int:
             subprocess.run([str(STACK), "down"], check=False, stdout=subprocess.DEVNULL)
 
 
-async def _run(settings: Settings, demo: dict[str, Any]) -> int:
+async def _run(settings: Settings, demo: dict[str, Any], gateway_url: str) -> int:
     zones = {user["user_id"]: user["timezone"] for user in demo["users"]}
     now = datetime.now(UTC)
     definitions = list(_demo_triggers(demo, zones, now))
     expected = _expected_message_count(demo, definitions)
+    push_service = await LocalPushService().start()
+    tabs = {}
+    try:
+        for user_id in zones:
+            token = mint_token(DEMO_TOKEN_KEY.encode(), user_id, 600)
+            tabs[user_id] = await SseClient(gateway_url, token).__aenter__()
+            async with (
+                aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session,
+                session.post(
+                    f"{gateway_url}/api/triggers/push/subscribe", json=push_service.add_device(user_id)
+                ) as response,
+            ):
+                response.raise_for_status()
+        print(f"{len(tabs)} live tabs open; one push device per user on {push_service.origin}", flush=True)
+        return await _publish_and_report(settings, demo, zones, definitions, expected, tabs, push_service)
+    finally:
+        for tab in tabs.values():
+            await tab.close()
+        await push_service.stop()
+
+
+async def _publish_and_report(
+    settings: Settings,
+    demo: dict[str, Any],
+    zones: dict[str, str],
+    definitions: list[Any],
+    expected: int,
+    tabs: dict[str, SseClient],
+    push_service: LocalPushService,
+) -> int:
+    now = datetime.now(UTC)
 
     async with EventProducer.from_settings(settings) as producer:
         for definition in definitions:
@@ -114,11 +161,29 @@ async def _run(settings: Settings, demo: dict[str, Any]) -> int:
         settings, "SELECT count(*) FROM chat_messages WHERE occurrence_id IS NOT NULL", expected, WAIT_FOR_MESSAGES_S
     )
     await _print_report(settings, zones, definitions)
+    await _print_live_and_push(tabs, push_service)
     if got != expected:
         print(f"\nFAILED: expected {expected} messages, found {got}; logs in {LOG_DIR}", file=sys.stderr)
         return 1
     print(f"\nall {expected} expected messages delivered; logs in {LOG_DIR}")
     return 0
+
+
+async def _print_live_and_push(tabs: dict[str, SseClient], push_service: LocalPushService) -> None:
+    """Print the SSE bytes each open tab read and the pushes each device decrypted."""
+    await asyncio.sleep(2)
+    for user_id, tab in tabs.items():
+        try:
+            await tab.frames(100, timeout_s=0.5)
+        except AssertionError:
+            pass
+        print(f"\n=== live frames received by {user_id}'s tab ===")
+        for line in tab.raw.decode().splitlines():
+            print(f"  {line}")
+    for user_id in tabs:
+        print(f"\n=== pushes decrypted by {user_id}'s device ===")
+        for payload in push_service.received[user_id]:
+            print(f"  {payload.decode()}")
 
 
 def _demo_triggers(demo: dict[str, Any], zones: dict[str, str], now: datetime) -> list[Any]:
@@ -140,6 +205,7 @@ def _demo_triggers(demo: dict[str, Any], zones: dict[str, str], now: datetime) -
                         "name": item["name"],
                         "when": when,
                         "template": item["template"],
+                        "channels": ["chat", "live", "push"],
                     }
                 )
             )
@@ -225,7 +291,8 @@ def _stack_running() -> bool:
 
 def _demo_settings() -> Settings:
     env: dict[str, str] = {}
-    for line in (ROOT / ".local" / "stack.env").read_text().splitlines():
+    local_dir = Path(os.environ.get("LUNA_LOCAL_DIR") or ROOT / ".local")
+    for line in (local_dir / "stack.env").read_text().splitlines():
         key, _, value = line.partition("=")
         env[key] = value
     token = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
@@ -246,6 +313,9 @@ def _process_env(settings: Settings) -> dict[str, str]:
         "LUNA_TOPIC_PREFIX": settings.topic_prefix,
         "LUNA_DATABASE_SCHEMA": settings.database_schema,
         "LUNA_PARTITIONS": str(settings.partitions),
+        "LUNA_LIVE_TOKEN_KEY": DEMO_TOKEN_KEY,
+        "LUNA_VAPID_PRIVATE_KEY": DEMO_VAPID_KEY,
+        "LUNA_PUSH_ALLOWED_TEST_HOSTS": '["127.0.0.1"]',
     }
 
 
