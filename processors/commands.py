@@ -8,9 +8,10 @@ from typing import Any
 
 import faust
 
+from processors.hooks import apply_hook_record, is_hook_command
 from schemas.exceptions import InvalidRecordError
 from schemas.records import Outcome, OutcomeStatus
-from schemas.serialization import parse
+from schemas.serialization import loads_json, parse
 from schemas.triggers import TriggerCommand
 from streams.app import app, commands_topic, schedule_state_table, triggers_table, user_triggers
 from streams.publishing import dead_letter, record_outcome, utc_now
@@ -29,9 +30,13 @@ async def apply_commands(stream: faust.StreamT[bytes]) -> None:
     4. Produce the outcome, which also feeds the triggers read model.
     """
     async for event in stream.events():
-        # 1. Decode.
+        # 1. Decode; hook commands share this topic.
         try:
-            command = parse(TriggerCommand, event.value, "invalid_command")
+            value = loads_json(event.value)
+            if is_hook_command(value):
+                await apply_hook_record(event, value)
+                continue
+            command = parse(TriggerCommand, value if isinstance(value, dict) else event.value, "invalid_command")
         except InvalidRecordError as exc:
             await dead_letter(event, exc, stage="commands")
             continue

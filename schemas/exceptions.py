@@ -39,3 +39,15 @@ class TemplateError(LunaTriggersError, ValueError):
     """A message template that cannot be parsed or rendered."""
 
     code = "template_error"
+
+
+class InvalidHookError(LunaTriggersError, ValueError):
+    """A webhook hook definition or command that is rejected before anything is stored."""
+
+    code = "invalid_hook"
+
+
+class InvalidWebhookSecretError(InvalidHookError):
+    """A webhook secret in the wrong form for its signature scheme."""
+
+    code = "invalid_webhook_secret"

@@ -1,4 +1,4 @@
-"""The HTTP gateway: health and metrics now; the webhook receiver, SSE stream
+"""The HTTP gateway: health, metrics and the webhook receiver; the SSE stream
 and settings API are served from the same aiohttp application."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from sinks.db import LazyPool
+from sinks.webhook_receiver import add_webhook_routes
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def create_app(settings: Settings) -> web.Application:
     app[POOL_KEY] = LazyPool(settings)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    add_webhook_routes(app, settings, app[POOL_KEY])
     app.on_cleanup.append(_close_pool)
     return app
 

@@ -10,6 +10,10 @@ Tables:
   written by the commands agent.
 * ``schedule_state``: ``user_id`` -> ``{trigger_id: last scheduled instant}``,
   written by the ticks agent; the ticker resumes from it after a restart.
+* ``hooks``: ``user_id`` -> ``{hook_id: hook definition}``, written by the
+  commands agent.
+* ``webhook_deliveries``: ``user_id`` -> ``{"<hook_id>:<delivery_id>": expiry
+  in Unix seconds}``, the delivery ids the webhooks agent has handled.
 
 A table value is always replaced whole (``table[key] = new``), because
 faust writes only assignments to the changelog.
@@ -65,6 +69,7 @@ def _topic(name: str) -> faust.TopicT:
 
 activity_topic = _topic(topic_names.activity)
 commands_topic = _topic(topic_names.commands)
+webhooks_topic = _topic(topic_names.webhooks)
 ticks_topic = _topic(topic_names.ticks)
 occurrences_topic = _topic(topic_names.occurrences)
 deliveries_topic = _topic(topic_names.deliveries)
@@ -80,9 +85,23 @@ schedule_state_table: TableT[str, dict[str, str]] = app.Table(
     "schedule_state",
     partitions=settings.partitions,
 )
+hooks_table: TableT[str, dict[str, Any]] = app.Table(
+    "hooks",
+    partitions=settings.partitions,
+)
+webhook_deliveries_table: TableT[str, dict[str, float]] = app.Table(
+    "webhook_deliveries",
+    partitions=settings.partitions,
+)
 
 
 def user_triggers(user_id: str) -> dict[str, Any]:
     """Return the stored entries of one user's triggers (empty when none)."""
     value = triggers_table.get(user_id)
+    return value if isinstance(value, dict) else {}
+
+
+def user_hooks(user_id: str) -> dict[str, Any]:
+    """Return the stored definitions of one user's hooks (empty when none)."""
+    value = hooks_table.get(user_id)
     return value if isinstance(value, dict) else {}

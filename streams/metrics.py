@@ -17,3 +17,7 @@ SCHEDULE_FIRES = Counter("luna_schedule_fires_total", "Schedule ticks published.
 SCHEDULE_MISSED = Counter("luna_schedule_missed_runs_total", "Schedule runs missed after downtime.")
 SINK_RETRIES = Counter("luna_sink_retries_total", "Retried writes after a transient failure.", ["sink"])
 CHAT_WRITE_SECONDS = Histogram("luna_chat_write_seconds", "Time to store one proactive chat message.")
+WEBHOOK_REQUESTS = Counter(
+    "luna_webhook_requests_total", "Webhook calls answered by the gateway, by hook and error code.", ["hook", "code"]
+)
+WEBHOOK_DUPLICATES = Counter("luna_webhook_duplicates_total", "Webhook deliveries skipped as already handled.")
