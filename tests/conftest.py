@@ -3,9 +3,11 @@ topic prefix and schema for every test that asks for a deployment."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,9 @@ from streams.emit import EventProducer
 from tests.stack import ROOT, STACK_SCRIPT, Deployment, Stack, WorkerProcess, delete_deployment, read_env_file
 
 LOG_DIR = ROOT / ".local" / "test-logs"
+#: Where the stack scripts keep their state; another checkout's folder lets
+#: several checkouts share one running broker and database.
+LOCAL_DIR = Path(os.environ.get("LUNA_LOCAL_DIR") or ROOT / ".local")
 
 
 def _component_running(script: str) -> bool:
@@ -27,7 +32,7 @@ def stack() -> Iterator[Stack]:
     already_running = _component_running("kafka.sh") and _component_running("postgres.sh")
     if not already_running:
         subprocess.run([str(STACK_SCRIPT), "up"], check=True, capture_output=True, timeout=300)
-    env = read_env_file(ROOT / ".local" / "stack.env")
+    env = read_env_file(LOCAL_DIR / "stack.env")
     yield Stack(bootstrap=env["LUNA_KAFKA_BOOTSTRAP"], database_url=env["LUNA_DATABASE_URL"])
     if not already_running:
         subprocess.run([str(STACK_SCRIPT), "down"], check=False, capture_output=True, timeout=120)
