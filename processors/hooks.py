@@ -67,7 +67,7 @@ async def apply_hook_record(event: faust.EventT[bytes], value: dict[str, Any]) -
 def apply_hook_command(
     command: HookCommand, entries: dict[str, Any], now: datetime, default_grace_s: int
 ) -> Outcome | None:
-    """Change ``entries`` (a copy of the user's table value) as the command says.
+    """Change ``entries`` (a copy of the user's table value) as the command requests.
 
     Returns the outcome to record, or ``None`` when the command changes
     nothing: a create of a hook that exists, or any other action on a hook

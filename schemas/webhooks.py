@@ -45,7 +45,7 @@ MAX_SECRETS = 5
 #: The Standard Webhooks prefix of a base64 secret, also used by Stripe.
 WHSEC_PREFIX = "whsec_"
 #: Decoded length of a Standard Webhooks secret, in bytes. The specification
-#: asks for 24 to 64 random bytes.
+#: requires 24 to 64 random bytes.
 WHSEC_MIN_BYTES = 24
 WHSEC_MAX_BYTES = 64
 #: Length of a secret that is used as a plain string (GitHub, Stripe, HMAC).
@@ -62,8 +62,8 @@ _PRINTABLE_ASCII = re.compile(r"^[\x21-\x7e]+$")
 def check_secret(scheme: SignatureScheme, secret: str) -> str:
     """Return ``secret`` when it has the form ``scheme`` needs.
 
-    Raises ``InvalidWebhookSecretError`` that says which form is expected;
-    the message never repeats the secret.
+    Raises ``InvalidWebhookSecretError`` naming the expected form. The
+    message never contains the secret.
     """
     if scheme == "none":
         raise InvalidWebhookSecretError("scheme 'none' takes no secret; choose a signed scheme or drop the secret")
@@ -190,7 +190,7 @@ HookAction = Literal["create", "rotate", "enable", "disable", "delete"]
 class HookCommand(_Frozen):
     """A change to one hook, published to the commands topic.
 
-    ``kind`` tells it apart from trigger commands on the same topic.
+    ``kind`` separates it from trigger commands on the same topic.
     ``create`` carries the whole definition; ``rotate`` carries the new
     secret and how long the older ones stay valid.
     """
@@ -225,9 +225,9 @@ class WebhookReceived(_Frozen):
 
     user_id: str = Field(pattern=USER_ID_PATTERN)
     hook_id: str = Field(pattern=HOOK_ID_PATTERN)
-    #: The sender's id of this delivery (webhook-id, X-GitHub-Delivery, the
-    #: Stripe event id), or a digest of the body when the sender gives none;
-    #: the deduplication key.
+    #: The deduplication key: the sender's id of this delivery (webhook-id,
+    #: X-GitHub-Delivery, the Stripe event id). A sender that sends no id
+    #: gets a digest of the body.
     delivery_id: str = Field(min_length=1, max_length=200)
     #: The sender's event name when it gives one (X-GitHub-Event, Stripe's
     #: ``type``, a Standard Webhooks payload's ``type``).

@@ -1,6 +1,6 @@
 """The webhook receiver: ``POST /api/triggers/webhook/{hook_id}``.
 
-A call is answered 202 only once its record is in the webhooks topic. Every
+The response is 202 only once the call's record is in the webhooks topic. Every
 rejection is a JSON body ``{"error": <code>, "message": ...}`` with one of
 these statuses, and publishes nothing:
 
@@ -54,7 +54,7 @@ UNAVAILABLE_RETRY_AFTER_S = 5
 
 
 class WebhookRejected(Exception):
-    """A call answered with an error status; carries the JSON body's fields."""
+    """A rejected call, with the status and the fields of its JSON error body."""
 
     def __init__(self, status: int, code: str, message: str, retry_after_s: int | None = None) -> None:
         super().__init__(message)
@@ -219,7 +219,7 @@ def parse_payload(body: bytes, content_type: str) -> Any:
     """Decode the JSON body, or the ``payload`` field of a form-encoded one
     (how GitHub sends with content type ``application/x-www-form-urlencoded``).
 
-    Raises ``WebhookRejected`` (400) when neither holds a JSON document.
+    Raises ``WebhookRejected`` (400) when neither contains a JSON document.
     """
     document: bytes | str = body
     if content_type == "application/x-www-form-urlencoded":

@@ -84,7 +84,7 @@ class WebhookPublisher:
     """Produces verified calls to the webhooks topic, waiting for ``acks=all``.
 
     The producer starts with the gateway; when the broker is unreachable then,
-    the gateway still starts and each call tries again, answering 503 until
+    the gateway still starts and each call tries again and gets a 503 until
     the broker is back.
     """
 

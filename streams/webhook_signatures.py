@@ -3,8 +3,8 @@
 Each function takes the body exactly as received, never re-serialised JSON,
 because key order, whitespace and number formatting change the bytes. Every
 comparison goes through ``hmac.compare_digest``. A call is accepted when any
-of the hook's active secrets, and any one signature in the header, match;
-that is how a rotation keeps the old secret valid during its grace period.
+one signature in the header matches any of the hook's active secrets, so a
+rotation keeps the old secret valid during its grace period.
 
 Every function returns ``None`` on success and raises ``SignatureError`` with
 a stable code otherwise; no input makes them raise anything else.
@@ -50,10 +50,10 @@ def verify_standard_webhooks(
 ) -> None:
     """Verify a Standard Webhooks 1.0 call.
 
-    The signed content is ``{webhook-id}.{webhook-timestamp}.{body}``, the
-    key is the base64 part of each ``whsec_`` secret, and the header lists
-    space-separated ``v1,<base64>`` entries; entries with other version tags
-    are ignored. ``now_s`` is the current Unix time in seconds.
+    The signed content is ``{webhook-id}.{webhook-timestamp}.{body}`` and
+    the key is the base64 part of each ``whsec_`` secret. The header lists
+    space-separated ``v1,<base64>`` entries, and entries with other version
+    tags are ignored. ``now_s`` is the current Unix time in seconds.
     """
     if not webhook_id:
         raise SignatureError("missing_webhook_id", "the webhook-id header is missing")

@@ -1,4 +1,4 @@
-"""A webhook call while the broker is down is answered 503, not accepted.
+"""A webhook call while the broker is down gets a 503 and is not accepted.
 
 The test stops a broker, so it runs its own private one (state in a
 temporary folder, jars shared with the main stack) and never touches the
