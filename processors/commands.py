@@ -10,6 +10,7 @@ from typing import Any
 import faust
 
 from processors.absence import absence_watch
+from processors.hooks import apply_hook_record, is_hook_command
 from schemas.exceptions import InvalidRecordError
 from schemas.push import SUBSCRIPTION_ACTIONS, SubscriptionCommand
 from schemas.records import Outcome, OutcomeStatus
@@ -41,13 +42,16 @@ async def apply_commands(stream: faust.StreamT[bytes]) -> None:
     4. Produce the outcome, which also feeds the triggers read model.
     """
     async for event in stream.events():
-        # 1. Decode.
+        # 1. Decode; hook commands share this topic.
         try:
             raw = loads_json(event.value)
+            if is_hook_command(raw):
+                await apply_hook_record(event, raw)
+                continue
             if isinstance(raw, dict) and raw.get("action") in SUBSCRIPTION_ACTIONS:
                 await apply_subscription_command(parse(SubscriptionCommand, raw, "invalid_command"))
                 continue
-            command = parse(TriggerCommand, raw, "invalid_command")
+            command = parse(TriggerCommand, raw if isinstance(raw, dict) else event.value, "invalid_command")
         except InvalidRecordError as exc:
             await dead_letter(event, exc, stage="commands")
             continue

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from schemas.exceptions import TemplateError
 from schemas.records import Occurrence, Outcome, Source
-from schemas.triggers import TriggerDefinition
+from schemas.triggers import Channel, Priority
 from streams import metrics
 from streams.app import occurrences_topic
 from streams.publishing import record_outcome, send_record, utc_now
@@ -16,8 +16,23 @@ from streams.publishing import record_outcome, send_record, utc_now
 logger = logging.getLogger(__name__)
 
 
+class MessageSource(Protocol):
+    """What an occurrence needs from the trigger or hook that caused it."""
+
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def trigger_id(self) -> str: ...
+    @property
+    def session_id(self) -> str | None: ...
+    @property
+    def channels(self) -> list[Channel]: ...
+    @property
+    def priority(self) -> Priority: ...
+
+
 async def emit_occurrence(
-    definition: TriggerDefinition,
+    definition: MessageSource,
     *,
     occurrence_id: str,
     source: Source,
@@ -44,7 +59,7 @@ async def emit_occurrence(
 
 
 async def record_render_failure(
-    definition: TriggerDefinition,
+    definition: MessageSource,
     occurrence_id: str,
     source: Source,
     occurred_at: datetime,

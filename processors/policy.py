@@ -10,7 +10,8 @@ from schemas.exceptions import InvalidRecordError
 from schemas.records import Delivery, Occurrence, Outcome
 from schemas.serialization import parse
 from schemas.triggers import TriggerDefinition
-from streams.app import app, deliveries_topic, occurrences_topic, user_triggers
+from schemas.webhooks import HookDefinition
+from streams.app import app, deliveries_topic, occurrences_topic, user_hooks, user_triggers
 from streams.publishing import dead_letter, record_outcome, send_record, utc_now
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,11 @@ async def decide(stream: faust.StreamT[bytes]) -> None:
 
 def skip_reason(occurrence: Occurrence) -> str | None:
     """Return why the occurrence must not be delivered, or ``None`` to deliver."""
+    if occurrence.source == "webhook":
+        hook = user_hooks(occurrence.user_id).get(occurrence.trigger_id)
+        if hook is None:
+            return "hook_deleted"
+        return None if HookDefinition.model_validate(hook).enabled else "hook_disabled"
     entry = user_triggers(occurrence.user_id).get(occurrence.trigger_id)
     if entry is None:
         return "trigger_deleted"

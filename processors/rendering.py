@@ -16,7 +16,12 @@ SUMMARY_VALUE_MAX = 200
 
 def render(definition: TriggerDefinition, fields: dict[str, Any]) -> str:
     """Render the trigger's template; raises ``TemplateError`` on a missing field."""
-    return parse_template(definition.template).render(fields)
+    return render_template(definition.template, fields)
+
+
+def render_template(template: str, fields: dict[str, Any]) -> str:
+    """Render ``template``; raises ``TemplateError`` on a missing field."""
+    return parse_template(template).render(fields)
 
 
 def event_fields(definition: TriggerDefinition, event: EventEnvelope) -> dict[str, Any]:

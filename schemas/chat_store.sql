@@ -90,3 +90,17 @@ CREATE TABLE IF NOT EXISTS push_sends (
     finished_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (occurrence_id, subscription_id)
 );
+
+-- Read model of the worker's hooks table, fed from the outcomes topic; the
+-- gateway looks up hooks here to verify webhook calls. ``definition``
+-- contains the hook's signing secrets.
+CREATE TABLE IF NOT EXISTS webhook_hooks (
+    hook_id     text PRIMARY KEY,
+    user_id     text NOT NULL,
+    name        text NOT NULL,
+    scheme      text NOT NULL,
+    enabled     boolean NOT NULL,
+    definition  jsonb NOT NULL,
+    updated_at  timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_hooks_user ON webhook_hooks (user_id);

@@ -88,3 +88,15 @@ class PushSendError(LunaTriggersError):
         self.http_status = http_status
         self.retriable = retriable
         self.retry_after_s = retry_after_s
+
+
+class InvalidHookError(LunaTriggersError, ValueError):
+    """A webhook hook definition or command that is rejected before anything is stored."""
+
+    code = "invalid_hook"
+
+
+class InvalidWebhookSecretError(InvalidHookError):
+    """A webhook secret in the wrong form for its signature scheme."""
+
+    code = "invalid_webhook_secret"

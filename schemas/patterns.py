@@ -36,7 +36,6 @@ class LowMood(_Detector):
     days: int = Field(default=3, ge=1, le=14)
     daily_threshold: float = Field(default=-0.3, ge=-1, le=1)
 
-
     @field_validator("consent")
     @classmethod
     def _check_consent(cls, value: bool) -> bool:

@@ -79,6 +79,8 @@ OutcomeStatus = Literal[
     "missed",
     "trigger_saved",
     "trigger_deleted",
+    "hook_saved",
+    "hook_deleted",
     "rejected",
     "retrying",
     "subscription_saved",
@@ -101,8 +103,9 @@ class Outcome(_Record):
     summary: dict[str, Any] = Field(default_factory=dict)
     occurred_at: AwareDatetime | None = None
     recorded_at: AwareDatetime
-    #: For ``trigger_saved``: the definition as stored, for the read model;
-    #: for ``subscription_saved``: the push subscription.
+    #: For ``trigger_saved`` and ``hook_saved``: the definition as stored, for
+    #: the read model (a hook's definition contains its secrets); for
+    #: ``subscription_saved``: the push subscription.
     definition: dict[str, Any] | None = None
     #: For ``delivered`` to chat: where the message landed.
     session_id: str | None = None

@@ -1,5 +1,6 @@
-"""The HTTP gateway: health, metrics, the SSE stream and the user endpoints
-(unread badge, push subscriptions), served from one aiohttp application."""
+"""The HTTP gateway: health, metrics, the webhook receiver, the SSE stream and
+the user endpoints (unread badge, push subscriptions), served from one aiohttp
+application."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sinks.db import LazyPool
 from sinks.live import LiveConsumer, LiveHub
 from sinks.sse import HUB_KEY, stream_live
 from sinks.web_base import POOL_KEY, PRODUCER_KEY, SETTINGS_KEY, ProducerSlot
+from sinks.webhook_receiver import add_webhook_routes
 from streams.emit import EventProducer
 from streams.settings import Settings
 
@@ -54,6 +56,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/api/triggers/push/unsubscribe", api.unsubscribe_push)
     app.cleanup_ctx.append(_kafka_clients)
     app.on_shutdown.append(_close_streams)
+    add_webhook_routes(app, settings, app[POOL_KEY])
     app.on_cleanup.append(_close_pool)
     return app
 

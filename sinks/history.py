@@ -103,6 +103,8 @@ async def write_outcome(pool: asyncpg.Pool, outcome: Outcome) -> None:
                 orjson.dumps(definition).decode(),
                 outcome.recorded_at,
             )
+        elif outcome.status in ("hook_saved", "hook_deleted"):
+            await _write_hook(connection, outcome)
         elif outcome.status == "trigger_deleted":
             await connection.execute(
                 "DELETE FROM triggers WHERE trigger_id = $1 AND user_id = $2 AND updated_at <= $3",
@@ -137,3 +139,37 @@ async def write_outcome(pool: asyncpg.Pool, outcome: Outcome) -> None:
                 outcome.summary.get("subscription_id"),
                 outcome.recorded_at,
             )
+
+
+async def _write_hook(connection: asyncpg.Connection, outcome: Outcome) -> None:
+    """Apply a hook change to the ``webhook_hooks`` read model.
+
+    A hook id belongs to the user who created it: a row of another user is
+    never replaced or deleted.
+    """
+    if outcome.status == "hook_deleted" or outcome.definition is None:
+        await connection.execute(
+            "DELETE FROM webhook_hooks WHERE hook_id = $1 AND user_id = $2 AND updated_at <= $3",
+            outcome.trigger_id,
+            outcome.user_id,
+            outcome.recorded_at,
+        )
+        return
+    definition = outcome.definition
+    await connection.execute(
+        """
+        INSERT INTO webhook_hooks (hook_id, user_id, name, scheme, enabled, definition, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
+        ON CONFLICT (hook_id) DO UPDATE SET
+            name = EXCLUDED.name, scheme = EXCLUDED.scheme, enabled = EXCLUDED.enabled,
+            definition = EXCLUDED.definition, updated_at = EXCLUDED.updated_at
+        WHERE webhook_hooks.user_id = EXCLUDED.user_id AND webhook_hooks.updated_at <= EXCLUDED.updated_at
+        """,
+        outcome.trigger_id,
+        outcome.user_id,
+        definition["name"],
+        definition["scheme"],
+        definition["enabled"],
+        orjson.dumps(definition).decode(),
+        outcome.recorded_at,
+    )

@@ -15,6 +15,10 @@ Tables:
   agent (see ``processors/detectors.py``).
 * ``push_subscriptions``: ``user_id`` -> ``{subscription_id: subscription}``,
   written by the commands agent, read by the push sink.
+* ``hooks``: ``user_id`` -> ``{hook_id: hook definition}``, written by the
+  commands agent.
+* ``webhook_deliveries``: ``user_id`` -> ``{"<hook_id>:<delivery_id>": expiry
+  in Unix seconds}``, the delivery ids the webhooks agent has handled.
 
 A table value is always replaced whole (``table[key] = new``), because
 faust writes only assignments to the changelog.
@@ -70,6 +74,7 @@ def _topic(name: str) -> faust.TopicT:
 
 activity_topic = _topic(topic_names.activity)
 commands_topic = _topic(topic_names.commands)
+webhooks_topic = _topic(topic_names.webhooks)
 ticks_topic = _topic(topic_names.ticks)
 occurrences_topic = _topic(topic_names.occurrences)
 deliveries_topic = _topic(topic_names.deliveries)
@@ -83,6 +88,14 @@ triggers_table: TableT[str, dict[str, Any]] = app.Table(
 )
 schedule_state_table: TableT[str, dict[str, str]] = app.Table(
     "schedule_state",
+    partitions=settings.partitions,
+)
+hooks_table: TableT[str, dict[str, Any]] = app.Table(
+    "hooks",
+    partitions=settings.partitions,
+)
+webhook_deliveries_table: TableT[str, dict[str, float]] = app.Table(
+    "webhook_deliveries",
     partitions=settings.partitions,
 )
 
@@ -105,4 +118,10 @@ def user_triggers(user_id: str) -> dict[str, Any]:
 def user_subscriptions(user_id: str) -> dict[str, Any]:
     """Return one user's push subscriptions by subscription id (empty when none)."""
     value = push_subscriptions_table.get(user_id)
+    return value if isinstance(value, dict) else {}
+
+
+def user_hooks(user_id: str) -> dict[str, Any]:
+    """Return the stored definitions of one user's hooks (empty when none)."""
+    value = hooks_table.get(user_id)
     return value if isinstance(value, dict) else {}

@@ -25,6 +25,7 @@ from schemas.exceptions import InvalidRecordError, InvalidTriggerError, LunaTrig
 from schemas.serialization import loads_json
 from schemas.triggers import TriggerCommand, parse_trigger
 from streams.emit import EventProducer
+from streams.hook_cli import add_hook_commands
 from streams.logging_setup import configure_logging
 from streams.settings import Settings, get_settings
 from streams.trigger_args import add_definition_options, check_reminder_in_future, definition_from_args
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     emit.set_defaults(handler=emit_events)
 
     _add_trigger_commands(commands)
+    add_hook_commands(commands)
 
     history = commands.add_parser("history", help="show a user's trigger history")
     history.add_argument("--user", dest="user_id", required=True)

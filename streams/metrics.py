@@ -21,3 +21,7 @@ PATTERN_DETECTIONS = Counter("luna_pattern_detections_total", "Patterns detected
 PATTERN_LATE_EVENTS = Counter(
     "luna_pattern_late_events_total", "Events older than the allowed lateness, left out of pattern windows."
 )
+WEBHOOK_REQUESTS = Counter(
+    "luna_webhook_requests_total", "Webhook calls answered by the gateway, by hook and error code.", ["hook", "code"]
+)
+WEBHOOK_DUPLICATES = Counter("luna_webhook_duplicates_total", "Webhook deliveries skipped as already handled.")

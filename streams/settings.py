@@ -64,6 +64,28 @@ class Settings(BaseSettings):
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8080, ge=0, le=65535)
+    #: Base URL that external senders use to reach the gateway, printed with
+    #: each new hook; empty means ``http://<gateway_host>:<gateway_port>``.
+    gateway_public_url: str = ""
+
+    #: Largest webhook body accepted, in bytes; a body of exactly this size is
+    #: accepted, one byte more is a 413.
+    webhook_max_body_bytes: int = Field(default=256 * 1024, ge=1, le=900 * 1024)
+    #: Allowed distance between a signed timestamp and the gateway's clock.
+    webhook_timestamp_tolerance_s: int = Field(default=300, ge=1, le=3600)
+    #: How long a replaced secret keeps verifying after a rotation.
+    webhook_rotation_grace_s: int = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)
+    #: How long the worker remembers a delivery id; senders retry for up to
+    #: 3 days (Stripe) or about 75 hours (Standard Webhooks).
+    webhook_dedupe_retention_s: int = Field(default=4 * 24 * 3600, ge=1)
+    #: Token bucket per hook in each gateway: sustained calls per second and
+    #: the burst on top of it.
+    webhook_rate_per_s: float = Field(default=10.0, gt=0)
+    webhook_burst: int = Field(default=20, ge=1)
+    #: Longest wait for the broker to acknowledge a webhook before a 503.
+    webhook_publish_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    #: How long the gateway reuses a hook read from the database.
+    webhook_hook_cache_s: float = Field(default=5.0, ge=0, le=300)
 
     #: HMAC-SHA256 key of the tokens that authenticate the user endpoints and
     #: the SSE stream; ``None`` rejects every such request with 503.
@@ -111,6 +133,11 @@ class Settings(BaseSettings):
     @property
     def app_id(self) -> str:
         return f"{self.topic_prefix}worker"
+
+    def webhook_url(self, hook_id: str) -> str:
+        """Return the URL an external sender calls for ``hook_id``."""
+        base = self.gateway_public_url.rstrip("/") or f"http://{self.gateway_host}:{self.gateway_port}"
+        return f"{base}/api/triggers/webhook/{hook_id}"
 
 
 @lru_cache(maxsize=1)

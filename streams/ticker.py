@@ -177,9 +177,7 @@ class ScheduleTicker:
     def remove(self, user_id: str, trigger_id: str) -> None:
         self._versions.pop((user_id, trigger_id), None)
 
-    def rebuild(
-        self, partitions: Iterable[int], users: Iterable[tuple[str, dict[str, Any], dict[str, str]]]
-    ) -> None:
+    def rebuild(self, partitions: Iterable[int], users: Iterable[tuple[str, dict[str, Any], dict[str, str]]]) -> None:
         """Reload every schedule from ``users``: (user id, trigger entries,
         last runs) for each user on the given partitions."""
         owned = frozenset(partitions)

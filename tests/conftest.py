@@ -28,6 +28,9 @@ from tests.stack import (
 #: checkouts share one running broker and database.
 LOCAL_DIR = Path(os.environ.get("LUNA_LOCAL_DIR") or ROOT / ".local")
 LOG_DIR = ROOT / ".local" / "test-logs"
+#: Where the stack scripts keep their state; another checkout's folder lets
+#: several checkouts share one running broker and database.
+LOCAL_DIR = Path(os.environ.get("LUNA_LOCAL_DIR") or ROOT / ".local")
 
 
 def _component_running(script: str) -> bool:

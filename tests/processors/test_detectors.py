@@ -309,5 +309,5 @@ def test_windows_containing_fall_back_hour() -> None:
 
 
 def test_low_mood_needs_consent() -> None:
-    with pytest.raises(InvalidTriggerError, match='low mood detection is opt-in'):
+    with pytest.raises(InvalidTriggerError, match="low mood detection is opt-in"):
         trigger({"detector": "low_mood"})
