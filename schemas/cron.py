@@ -106,19 +106,24 @@ class CronExpression:
         """
         start = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
         day = start.date()
-        for offset in range(SEARCH_HORIZON_DAYS):
-            if offset:
-                day = day + timedelta(days=1)
-            if not self.matches_day(day):
+        last_day = day + timedelta(days=SEARCH_HORIZON_DAYS)
+        first_day = True
+        while day <= last_day:
+            if day.month not in self.months:
+                # Skip the rest of a month that cannot match.
+                day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+                first_day = False
                 continue
-            first_day = offset == 0
-            for hour in self.hours:
-                if first_day and hour < start.hour:
-                    continue
-                for minute in self.minutes:
-                    if first_day and hour == start.hour and minute < start.minute:
+            if self.matches_day(day):
+                for hour in self.hours:
+                    if first_day and hour < start.hour:
                         continue
-                    return datetime(day.year, day.month, day.day, hour, minute)
+                    for minute in self.minutes:
+                        if first_day and hour == start.hour and minute < start.minute:
+                            continue
+                        return datetime(day.year, day.month, day.day, hour, minute)
+            day += timedelta(days=1)
+            first_day = False
         return None
 
 

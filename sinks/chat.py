@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,44 +128,70 @@ async def _store_with_retry(delivery: Delivery) -> StoredMessage:
 
 
 async def store_message(pool: asyncpg.Pool, delivery: Delivery) -> StoredMessage:
-    """Insert the assistant message for ``delivery`` unless it is already stored."""
-    async with pool.acquire() as connection, connection.transaction():
-        existing = await connection.fetchrow(
-            "SELECT id, session_id FROM chat_messages WHERE occurrence_id = $1", delivery.occurrence_id
-        )
-        if existing is not None:
-            return StoredMessage(str(existing["id"]), str(existing["session_id"]), created=False)
+    """Insert the assistant message for ``delivery`` unless it is already stored.
 
-        session_id, note = await _resolve_session(connection, delivery)
-        metadata: dict[str, Any] = {
-            "proactive": True,
-            "trigger_id": delivery.trigger_id,
-            "occurrence_id": delivery.occurrence_id,
-            "source": delivery.source,
-            "priority": delivery.priority,
-            "occurred_at": delivery.occurred_at.isoformat(),
-        }
-        row = await connection.fetchrow(
-            """
-            INSERT INTO chat_messages (session_id, user_id, role, content, metadata, occurrence_id)
-            VALUES ($1, $2, 'assistant', $3, $4::jsonb, $5)
-            ON CONFLICT (occurrence_id) WHERE occurrence_id IS NOT NULL DO NOTHING
-            RETURNING id
-            """,
-            session_id,
-            delivery.user_id,
-            delivery.text,
-            orjson.dumps(metadata).decode(),
-            delivery.occurrence_id,
-        )
+    The common case is one round trip: the session comes from a per-process
+    cache and the insert is a single statement that does nothing when the
+    occurrence is already stored.
+    """
+    metadata: dict[str, Any] = {
+        "proactive": True,
+        "trigger_id": delivery.trigger_id,
+        "occurrence_id": delivery.occurrence_id,
+        "source": delivery.source,
+        "priority": delivery.priority,
+        "occurred_at": delivery.occurred_at.isoformat(),
+    }
+    async with pool.acquire() as connection:
+        for attempt in range(2):
+            session_id, note = await _session_for(connection, delivery)
+            try:
+                row = await connection.fetchrow(
+                    """
+                    INSERT INTO chat_messages (session_id, user_id, role, content, metadata, occurrence_id)
+                    VALUES ($1, $2, 'assistant', $3, $4::jsonb, $5)
+                    ON CONFLICT (occurrence_id) WHERE occurrence_id IS NOT NULL DO NOTHING
+                    RETURNING id
+                    """,
+                    session_id,
+                    delivery.user_id,
+                    delivery.text,
+                    orjson.dumps(metadata).decode(),
+                    delivery.occurrence_id,
+                )
+            except asyncpg.ForeignKeyViolationError:
+                # The cached session was deleted since; look it up again once.
+                _session_cache.pop((delivery.user_id, delivery.session_id), None)
+                if attempt:
+                    raise
+                continue
+            break
         if row is None:
-            # Another writer stored the same occurrence between our check and insert.
-            raced = await connection.fetchrow(
+            existing = await connection.fetchrow(
                 "SELECT id, session_id FROM chat_messages WHERE occurrence_id = $1", delivery.occurrence_id
             )
-            assert raced is not None
-            return StoredMessage(str(raced["id"]), str(raced["session_id"]), created=False)
+            assert existing is not None
+            return StoredMessage(str(existing["id"]), str(existing["session_id"]), created=False)
         return StoredMessage(str(row["id"]), str(session_id), created=True, note=note)
+
+
+#: (user id, requested session id or None) -> (session to write into, note).
+#: Bounded: the oldest entries go first when it is full.
+_session_cache: OrderedDict[tuple[str, str | None], tuple[Any, str | None]] = OrderedDict()
+SESSION_CACHE_MAX = 100_000
+
+
+async def _session_for(connection: asyncpg.Connection, delivery: Delivery) -> tuple[Any, str | None]:
+    key = (delivery.user_id, delivery.session_id)
+    cached = _session_cache.get(key)
+    if cached is not None:
+        _session_cache.move_to_end(key)
+        return cached
+    resolved = await _resolve_session(connection, delivery)
+    _session_cache[key] = resolved
+    if len(_session_cache) > SESSION_CACHE_MAX:
+        _session_cache.popitem(last=False)
+    return resolved
 
 
 async def _resolve_session(connection: asyncpg.Connection, delivery: Delivery) -> tuple[Any, str | None]:

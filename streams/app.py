@@ -52,7 +52,7 @@ app = faust.App(
     broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=1.0,
     producer_acks=-1,
-    producer_linger=0.005,
+    producer_linger=0.001,
     web_enabled=False,
     # Table keys and values go through these; topics set their own.
     key_serializer="json",

@@ -147,7 +147,9 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.app import app
 
     # faust enables its web server unless the command line disables it.
-    sys.argv = ["luna-triggers", "worker", "--without-web", "--loglevel", settings.log_level.lower()]
+    # faust's worker spells two level names differently from logging.
+    level = {"warning": "warn", "critical": "crit"}.get(settings.log_level.lower(), settings.log_level.lower())
+    sys.argv = ["luna-triggers", "worker", "--without-web", "--loglevel", level]
     app.main()
 
 

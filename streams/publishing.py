@@ -1,7 +1,10 @@
 """Produce records from agents and timers, and dead-letter bad input.
 
-Each send waits for the broker's acknowledgement, so an agent moves on (and
-its offset can be committed) only after its outputs are durably in Kafka.
+Inside an agent, a send returns once the record is queued in the producer:
+faust flushes the producer before it commits the agent's offsets, so an
+offset moves only after its outputs are in Kafka, and a crash before that
+replays the input. Outside an agent (the ticker, the absence detector) a
+send waits for the broker's acknowledgement, since nothing commits after it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import logging
 from datetime import UTC, datetime
 
 import faust
+from faust.streams import current_event
 from pydantic import BaseModel
 
 from schemas.exceptions import InvalidRecordError
@@ -23,9 +27,11 @@ logger = logging.getLogger(__name__)
 
 
 async def send_record(topic: faust.TopicT, user_id: str, record: BaseModel) -> None:
-    """Produce ``record`` keyed by ``user_id`` and wait until the broker has it."""
+    """Produce ``record`` keyed by ``user_id``; see the module docstring for
+    when this waits for the broker."""
     pending = await topic.send(key=user_id.encode(), value=dumps(record))
-    await pending
+    if current_event() is None:
+        await pending
 
 
 async def record_outcome(outcome: Outcome) -> None:
@@ -63,8 +69,7 @@ async def dead_letter(event: faust.EventT[bytes], error: InvalidRecordError, sta
         error.message,
     )
     metrics.DEAD_LETTERS.labels(stage, error.code).inc()
-    pending = await dead_letters_topic.send(key=message.key, value=dumps(letter))
-    await pending
+    await dead_letters_topic.send(key=message.key, value=dumps(letter))
 
 
 def utc_now() -> datetime:
