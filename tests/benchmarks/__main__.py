@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from tests.benchmarks import bench_patterns, bench_pipeline, bench_schedules, bench_webpush
+from tests.benchmarks import bench_patterns, bench_pipeline, bench_schedules, bench_sse, bench_webpush
 from tests.benchmarks.report import Section, render
 from tests.stack import ROOT, STACK_SCRIPT, Stack, read_env_file
 
@@ -37,6 +37,8 @@ def main() -> int:
                 stack, log_dir, count=200 if quick else 1000, rate_per_s=200, duration_s=3 if quick else 10
             )
         )
+        print("SSE gateway ...", flush=True)
+        sections.append(bench_sse.run(stack, log_dir, 1_000 if quick else 10_000))
         print("schedules ...", flush=True)
         sections.append(bench_schedules.run([1_000, 10_000] if quick else [10_000, 100_000, 1_000_000]))
         print("web push ...", flush=True)
