@@ -8,7 +8,11 @@ only an assignment of a whole value to the changelog.
 Event time rules: the state keeps a watermark, the latest event time seen.
 An event older than the watermark minus the allowed lateness is late: it is
 reported and not merged. Windows are half-open ``[start, end)``. Windows that
-can no longer change are dropped from the state.
+can no longer change are dropped from the state when the user's next event
+arrives.
+
+NOTE: pruning runs on a user's own events, so the state of a user who goes
+silent keeps its last windows (a few hundred bytes) until they return.
 
 Every detection names its window; the occurrence id built from it (detector,
 user, trigger and window) is the same after a restart or a rebalance, so a

@@ -143,6 +143,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
     # Importing the ticker registers its timer; the agents are found by
     # autodiscovery of the processors and sinks packages.
+    import streams.liveness  # noqa: F401
     import streams.ticker  # noqa: F401
     from streams.app import app
 

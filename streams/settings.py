@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     ticker_interval_s: float = Field(default=1.0, gt=0, le=60)
     #: Seconds between offset commits of the worker.
     commit_interval_s: float = Field(default=1.0, gt=0)
+    #: A worker whose committed offsets stay still this long while records
+    #: wait exits with status 75 for its supervisor to restart it; 0 turns
+    #: the check off.
+    stall_timeout_s: float = Field(default=300.0, ge=0)
+    stall_check_interval_s: float = Field(default=5.0, gt=0)
     #: A worker that stops sending heartbeats for this long (it crashed) is
     #: dropped from the group and its partitions move to the others. The
     #: broker's default lower bound is 6 s.

@@ -131,17 +131,21 @@ async def run_async(
             }
 
         async def ours_fan_out(users: list[str]) -> None:
+            records = [
+                LiveEvent(
+                    user_id=user,
+                    type="new_message",
+                    produced_at=datetime.now(UTC),
+                    data={"session_id": str(uuid.uuid4()), "message_id": str(uuid.uuid4()), "preview": PREVIEW},
+                    dedupe_key=f"{user}-{number}",
+                )
+                for number in range(FRAMES_PER_USER)
+                for user in users
+            ]
             async with EventProducer(stack.bootstrap, deployment.prefix) as producer:
-                for number in range(FRAMES_PER_USER):
-                    for user in users:
-                        event = LiveEvent(
-                            user_id=user,
-                            type="new_message",
-                            produced_at=datetime.now(UTC),
-                            data={"session_id": str(uuid.uuid4()), "message_id": str(uuid.uuid4()), "preview": PREVIEW},
-                            dedupe_key=f"{user}-{number}",
-                        )
-                        await producer.send_raw(deployment.topics.live, user.encode(), dumps(event))
+                await asyncio.gather(
+                    *(producer.send_raw(deployment.topics.live, item.user_id.encode(), dumps(item)) for item in records)
+                )
 
         def baseline_url(user: str) -> tuple[str, dict[str, str]]:
             return f"http://127.0.0.1:{baseline_port}/live?user={user}", {}

@@ -1,6 +1,6 @@
 """The SSE baseline: a minimal aiohttp server that writes the same frames.
 
-``GET /live?user=U`` holds a stream open; ``POST /broadcast?count=N`` writes
+``GET /live?user=U`` keeps a stream open; ``POST /broadcast?count=N`` writes
 N frames to every open stream. Prints its port on the first line.
 """
 
