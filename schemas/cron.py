@@ -145,7 +145,7 @@ def parse_cron(expression: str) -> CronExpression:
     parts = text.split(" ")
     if len(parts) != 5:
         raise InvalidScheduleError(
-            f"cron expression {expression!r} has {len(parts)} fields; expected 5 "
+            f"cron expression {expression!r} has {len(parts)} field{'s' if len(parts) != 1 else ''}; expected 5 "
             "(minute hour day-of-month month day-of-week)"
         )
 

@@ -52,10 +52,17 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
         min_size=1,
         max_size=settings.database_pool_max,
         server_settings={"search_path": schema},
+        # The default reset sends "RESET ALL" and friends on every release, a
+        # round trip per message; these connections keep no session state.
+        reset=_keep_session,
     )
     assert pool is not None
     logger.info("database ready schema=%s", schema)
     return pool
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Release a connection to the pool without a reset query."""
 
 
 class LazyPool:

@@ -44,6 +44,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LunaTriggersError as exc:
         print(f"error [{exc.code}]: {exc}", file=sys.stderr)
         return EXIT_INVALID_INPUT
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            # The reader (such as "| head") went away; that is not an error.
+            sys.stderr.close()
+            return 0
+        print(f"error [file_error]: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_INVALID_INPUT
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,16 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     history = commands.add_parser("history", help="show a user's trigger history")
     history.add_argument("--user", dest="user_id", required=True)
-    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--limit", type=_positive_int, default=20, help="how many entries (1 or more)")
     history.set_defaults(handler=show_history)
 
     messages = commands.add_parser("messages", help="show a user's proactive chat messages")
     messages.add_argument("--user", dest="user_id", required=True)
-    messages.add_argument("--limit", type=int, default=20)
+    messages.add_argument("--limit", type=_positive_int, default=20, help="how many messages (1 or more)")
     messages.set_defaults(handler=show_messages)
 
     dead = commands.add_parser("dead-letters", help="print the records in the dead-letter topic")
-    dead.add_argument("--limit", type=int, default=100)
+    dead.add_argument("--limit", type=_positive_int, default=100, help="how many dead letters (1 or more)")
     dead.set_defaults(handler=show_dead_letters)
 
     live = commands.add_parser("live", help="live updates").add_subparsers(dest="action", required=True)

@@ -39,7 +39,10 @@ def verify_token(key: bytes, token: str | None, now_s: float | None = None) -> s
     ``token_invalid`` (the signature does not match) or ``token_expired``.
     """
     if not token:
-        raise AuthenticationError("token_missing", "no token: send it as the luna_token cookie or ?token=")
+        raise AuthenticationError(
+            "token_missing",
+            "no token: send it as the luna_token cookie, the token query parameter or an Authorization: Bearer header",
+        )
     parts = token.split(".")
     if len(parts) != 3 or parts[0] != _VERSION:
         raise AuthenticationError("token_malformed", "token is not of the form v1.<payload>.<signature>")

@@ -52,6 +52,10 @@ def parse_condition(text: str) -> dict[str, Any]:
             f"condition {text!r} is invalid; write 'field exists' or 'field>=3' (operators == != > >= < <=)"
         )
     raw = match.group("value")
+    if raw[:1] in "<>=!":
+        raise InvalidTriggerError(
+            f"condition {text!r} is invalid: the value starts with {raw[:1]!r}; operators are == != > >= < <="
+        )
     try:
         value: Any = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -80,10 +84,12 @@ def definition_from_args(
     if len(kinds) > 1:
         raise InvalidTriggerError(f"give only one of --cron, --at, --event and --pattern (got {', '.join(kinds)})")
     when: dict[str, Any] = dict(definition.get("when") or {})
+    # An update that changes the schedule keeps the zone unless given a new one.
+    zone = args.timezone or when.get("timezone") or "UTC"
     if args.cron is not None:
-        when = {"kind": "cron", "cron": args.cron, "timezone": args.timezone or "UTC"}
+        when = {"kind": "cron", "cron": args.cron, "timezone": zone}
     elif args.at is not None:
-        when = {"kind": "reminder", "at": args.at, "timezone": args.timezone or "UTC"}
+        when = {"kind": "reminder", "at": args.at, "timezone": zone}
     elif args.event_type is not None:
         when = {"kind": "event", "event_type": args.event_type, "conditions": []}
     elif args.pattern is not None:
@@ -93,7 +99,7 @@ def definition_from_args(
             detector = None
         if not isinstance(detector, dict):
             raise InvalidTriggerError('--pattern must be a JSON object, such as \'{"detector": "low_mood"}\'')
-        when = {"kind": "pattern", "timezone": args.timezone or "UTC", "detector": detector}
+        when = {"kind": "pattern", "timezone": zone, "detector": detector}
     elif args.timezone is not None and when.get("kind") in ("cron", "reminder", "pattern"):
         when["timezone"] = args.timezone
     if args.where is not None:

@@ -59,7 +59,9 @@ async def deployment(stack: Stack, request: pytest.FixtureRequest) -> AsyncItera
     created = Deployment(stack=stack, prefix=f"t{token}.", schema=f"t_{token}", partitions=4, log_dir=log_dir)
     await create_topics(created.settings())
     yield created
-    await delete_deployment(created)
+    # Set TEST_KEEP_DEPLOYMENTS=1 to keep topics and schema for a post-mortem.
+    if not os.environ.get("TEST_KEEP_DEPLOYMENTS"):
+        await delete_deployment(created)
 
 
 @pytest.fixture

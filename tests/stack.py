@@ -146,6 +146,16 @@ class Deployment:
                 for tp in partitions:
                     done = committed.get(tp)
                     lines.append(f"{tp.topic}[{tp.partition}] end={ends[tp]} committed={done.offset if done else None}")
+            connection = await asyncpg.connect(self.stack.database_url)
+            try:
+                activity = await connection.fetch(
+                    """SELECT pid, state, wait_event_type, wait_event, left(query, 120) AS query,
+                              now() - xact_start AS in_transaction
+                       FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"""
+                )
+            finally:
+                await connection.close()
+            lines += [f"pg {dict(row)}" for row in activity if row["state"] != "idle"]
             return "\n".join(lines)
         finally:
             await consumer.stop()

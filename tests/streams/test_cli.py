@@ -103,3 +103,24 @@ def test_schemas_export(deployment: Deployment, tmp_path: Path) -> None:
     assert envelope["additionalProperties"] is False
     task = orjson.loads((tmp_path / "out" / "event-data.task.completed.schema.json").read_bytes())
     assert set(task["required"]) == {"task_id", "title"}
+
+
+def test_update_keeps_time_zone() -> None:
+    import argparse
+
+    from streams.trigger_args import add_definition_options, definition_from_args
+
+    parser = argparse.ArgumentParser()
+    add_definition_options(parser)
+    base = {
+        "trigger_id": "t",
+        "user_id": "pat",
+        "name": "check-in",
+        "template": "Hi",
+        "when": {"kind": "cron", "cron": "0 9 * * *", "timezone": "America/New_York"},
+    }
+    updated = definition_from_args(parser.parse_args(["--cron", "0 8 * * *"]), "pat", "t", base)
+    assert updated["when"] == {"kind": "cron", "cron": "0 8 * * *", "timezone": "America/New_York"}
+    moved = definition_from_args(parser.parse_args(["--timezone", "Asia/Tokyo"]), "pat", "t", base)
+    assert moved["when"]["timezone"] == "Asia/Tokyo"
+    assert moved["when"]["cron"] == "0 9 * * *"
