@@ -8,6 +8,7 @@ from typing import Any
 import faust
 
 from processors.occurrences import emit_occurrence, record_render_failure
+from processors.patterns import fold_patterns
 from processors.rendering import event_fields, render, summarise
 from schemas.events import EventEnvelope, parse_event
 from schemas.exceptions import InvalidRecordError, TemplateError
@@ -26,8 +27,9 @@ async def match_activity(stream: faust.StreamT[bytes]) -> None:
     """Turn each activity event into one occurrence per matching trigger.
 
     1. Decode and validate the envelope; a bad record is dead-lettered.
-    2. Find the user's enabled event triggers whose type and conditions match.
-    3. Render each message and produce the occurrence.
+    2. Fold the event into the user's pattern windows.
+    3. Find the user's enabled event triggers whose type and conditions match.
+    4. Render each message and produce the occurrence.
     """
     async for event in stream.events():
         # 1. Decode.
@@ -37,7 +39,10 @@ async def match_activity(stream: faust.StreamT[bytes]) -> None:
             await dead_letter(event, exc, stage="match")
             continue
 
-        # 2. Match.
+        # 2. Patterns.
+        await fold_patterns(event, envelope)
+
+        # 3. Match.
         matched = matching_triggers(envelope, user_triggers(envelope.user_id))
         metrics.EVENTS_CONSUMED.labels("yes" if matched else "no").inc()
         if not matched:
@@ -51,7 +56,7 @@ async def match_activity(stream: faust.StreamT[bytes]) -> None:
             )
             continue
 
-        # 3. Render and produce.
+        # 4. Render and produce.
         for definition in matched:
             await _emit_for_event(definition, envelope)
 

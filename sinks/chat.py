@@ -20,7 +20,7 @@ from schemas.serialization import parse
 from sinks.db import TRANSIENT_ERRORS
 from sinks.store import pool
 from streams import metrics
-from streams.app import app, deliveries_topic, live_topic
+from streams.app import app, deliveries_topic, live_topic, pushes_topic
 from streams.publishing import dead_letter, record_outcome, send_record, utc_now
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,11 @@ async def store_chat_messages(stream: faust.StreamT[bytes]) -> None:
        message already stored for this occurrence is left as it is.
     3. When the delivery lists the ``live`` channel, produce ``new_message``
        to the live topic. A redelivery announces the message again under the
-       same dedupe key, and the SSE gateway forwards only the first.
+       same dedupe key, and the SSE gateway forwards only the first. When it
+       lists ``push``, hand it to the push sink through the pushes topic, so
+       that a push always follows a stored message. The pushes topic has one
+       consumer of its own because two faust agents on one topic share each
+       record's acknowledgement.
     4. Produce the ``delivered`` outcome.
     """
     async for event in stream.events():
@@ -68,6 +72,8 @@ async def store_chat_messages(stream: faust.StreamT[bytes]) -> None:
         # 3. Announce.
         if "live" in delivery.channels:
             await send_record(live_topic, delivery.user_id, new_message_event(delivery, stored))
+        if "push" in delivery.channels:
+            await send_record(pushes_topic, delivery.user_id, delivery)
 
         # 4. Record.
         await record_outcome(

@@ -17,7 +17,7 @@ from schemas.serialization import parse
 from sinks.store import pool
 from sinks.webpush import URGENCY_BY_PRIORITY, WebPushSender, topic_for
 from streams import metrics
-from streams.app import app, commands_topic, deliveries_topic, settings, user_subscriptions
+from streams.app import app, commands_topic, pushes_topic, settings, user_subscriptions
 from streams.publishing import record_outcome, send_record, utc_now
 
 logger = logging.getLogger(__name__)
@@ -28,12 +28,12 @@ RETRY_DELAYS_S = (1.0, 2.0, 5.0, 15.0, 30.0)
 PUSH_PREVIEW_MAX_CHARS = 4000
 
 
-@app.agent(deliveries_topic)
+@app.agent(pushes_topic)
 async def send_pushes(stream: faust.StreamT[bytes]) -> None:
-    """Push every delivery that lists the ``push`` channel.
+    """Push every delivery that the chat sink stored and that lists ``push``.
 
-    1. Decode the delivery; an invalid one is skipped here (the chat sink
-       dead-letters it).
+    1. Decode the delivery; the chat sink produced it, so an invalid one is
+       only skipped.
     2. Look up the user's subscriptions in the table.
     3. Send to all of them at once; each device retries on its own, so one
        slow push service holds up only its own sends.

@@ -80,6 +80,7 @@ occurrences_topic = _topic(topic_names.occurrences)
 deliveries_topic = _topic(topic_names.deliveries)
 outcomes_topic = _topic(topic_names.outcomes)
 live_topic = _topic(topic_names.live)
+pushes_topic = _topic(topic_names.pushes)
 dead_letters_topic = _topic(topic_names.dead_letters)
 
 triggers_table: TableT[str, dict[str, Any]] = app.Table(

@@ -49,6 +49,11 @@ class TopicNames:
         return f"{self.prefix}outcomes"
 
     @property
+    def pushes(self) -> str:
+        """Deliveries stored in the chat that also go out as Web Push."""
+        return f"{self.prefix}pushes"
+
+    @property
     def dead_letters(self) -> str:
         return f"{self.prefix}dead-letters"
 
@@ -63,5 +68,6 @@ class TopicNames:
             self.deliveries,
             self.live,
             self.outcomes,
+            self.pushes,
             self.dead_letters,
         ]

@@ -10,7 +10,7 @@ from tests.helpers import event, wait_for_trigger
 from tests.stack import Deployment, WorkerProcess, wait_until
 
 EVENT_COUNT = 400
-SUPERVISED = {"LUNA_STALL_TIMEOUT_S": "10", "LUNA_STALL_CHECK_INTERVAL_S": "1"}
+SUPERVISED = {"LUNA_STALL_TIMEOUT_S": "30", "LUNA_STALL_CHECK_INTERVAL_S": "1"}
 USERS = [f"user-{number}" for number in range(8)]
 
 
@@ -63,7 +63,7 @@ async def test_kill_9_mid_stream_exactly_once(
         return await count_messages(deployment)
 
     try:
-        await wait_until(count_supervised, lambda n: n >= EVENT_COUNT, 120)
+        await wait_until(count_supervised, lambda n: n >= EVENT_COUNT, 180)
     except AssertionError as exc:
         raise AssertionError(f"{exc}; {restarts} stall restart(s)\n{await deployment.pipeline_report()}") from exc
     await asyncio.sleep(2)
