@@ -51,7 +51,10 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
         dsn,
         min_size=1,
         max_size=settings.database_pool_max,
-        server_settings={"search_path": schema},
+        # A session left idle inside a transaction, as after a worker is
+        # killed mid-write, is ended by the server so that its locks do not
+        # block the worker that takes over.
+        server_settings={"search_path": schema, "idle_in_transaction_session_timeout": "20s"},
         # The default reset sends "RESET ALL" and friends on every release, a
         # round trip per message; these connections keep no session state.
         reset=_keep_session,

@@ -79,9 +79,9 @@ async def check_progress() -> None:
     """Exit with ``EXIT_STALLED`` when the consumer has stalled for too long."""
     if not settings.stall_timeout_s:
         return
-    if app.rebalancing or getattr(app, "in_recovery", False):
-        watch.reset()
-        return
+    # A rebalance or a table recovery that never ends is a stall as well, so
+    # the clock keeps running through them; the timeout must exceed the
+    # longest recovery expected.
     tps = [
         TopicPartition(tp.topic, tp.partition)
         for tp in app.consumer.assignment()
@@ -97,9 +97,12 @@ async def check_progress() -> None:
     if watch.observe(committed, ends, time.monotonic()):
         waiting = sorted(f"{tp.topic}[{tp.partition}]" for tp in tps if committed.get(tp, 0) < ends.get(tp, 0))
         logger.error(
-            "no progress for %.0fs while records wait on %s; exiting with status %d for the supervisor to restart",
+            "no progress for %.0fs while records wait on %s (rebalancing=%s, in_recovery=%s);"
+            " exiting with status %d for the supervisor to restart",
             settings.stall_timeout_s,
             ", ".join(waiting),
+            app.rebalancing,
+            getattr(app, "in_recovery", None),
             EXIT_STALLED,
         )
         logging.shutdown()
