@@ -108,7 +108,7 @@ def run(users: int, per_user: int) -> Section:
     )
     section.notes.append(f"{detections:,} detections ({detections / users:.1f} per user).")
     section.notes.append(
-        "Recovery after a restart reads one changelog record per user and key, so it grows with users times "
-        "state size; it is not measured separately here (see the pipeline section for a worker restart)."
+        "Not measured yet: a worker's recovery time from the changelog after a restart. Recovery reads one "
+        "changelog record per user, so it grows with users times the state size above."
     )
     return section
