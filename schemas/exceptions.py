@@ -23,6 +23,12 @@ class InvalidRecordError(LunaTriggersError, ValueError):
         self.message = message
 
 
+class InvalidArgumentsError(LunaTriggersError, ValueError):
+    """Command-line options that are missing, out of range or inconsistent."""
+
+    code = "invalid_arguments"
+
+
 class InvalidTriggerError(LunaTriggersError, ValueError):
     """A trigger definition that is rejected before anything is stored."""
 

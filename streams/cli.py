@@ -21,7 +21,7 @@ import orjson
 
 from schemas.cron import load_zone, next_fire, parse_cron
 from schemas.events import parse_event
-from schemas.exceptions import InvalidRecordError, InvalidTriggerError, LunaTriggersError
+from schemas.exceptions import InvalidArgumentsError, InvalidRecordError, InvalidTriggerError, LunaTriggersError
 from schemas.serialization import loads_json
 from schemas.triggers import TriggerCommand, parse_trigger
 from streams.emit import EventProducer
@@ -198,7 +198,7 @@ def emit_events(args: argparse.Namespace, settings: Settings) -> int:
                     raise InvalidRecordError(exc.code, f"{args.file} line {number}: {exc.message}") from exc
     else:
         if not args.user_id or not args.event_type:
-            raise InvalidTriggerError("emit needs --file, or --user and --type")
+            raise InvalidArgumentsError("emit needs --file, or --user and --type")
         data = loads_json(args.data)
         envelopes.append(
             parse_event(
@@ -379,12 +379,12 @@ def mint_live_token(args: argparse.Namespace, settings: Settings) -> int:
     from streams.tokens import mint_token
 
     if settings.live_token_key is None:
-        raise InvalidTriggerError("LUNA_LIVE_TOKEN_KEY is not set; the gateway could not verify a token")
+        raise InvalidArgumentsError("LUNA_LIVE_TOKEN_KEY is not set; the gateway could not verify a token")
     ttl_s = settings.live_token_ttl_s if args.ttl_s is None else args.ttl_s
     if not 1 <= ttl_s <= 24 * 3600:
-        raise InvalidTriggerError(f"--ttl-s must be between 1 and 86400 seconds, got {ttl_s}")
+        raise InvalidArgumentsError(f"--ttl-s must be between 1 and 86400 seconds, got {ttl_s}")
     if re.fullmatch(USER_ID_PATTERN, args.user_id) is None:
-        raise InvalidTriggerError(f"invalid user id {args.user_id!r}")
+        raise InvalidArgumentsError(f"invalid user id {args.user_id!r}")
     print(mint_token(settings.live_token_key.get_secret_value().encode(), args.user_id, ttl_s))
     return 0
 

@@ -124,3 +124,9 @@ def test_update_keeps_time_zone() -> None:
     moved = definition_from_args(parser.parse_args(["--timezone", "Asia/Tokyo"]), "pat", "t", base)
     assert moved["when"]["timezone"] == "Asia/Tokyo"
     assert moved["when"]["cron"] == "0 9 * * *"
+
+
+def test_missing_options_have_own_code(deployment: Deployment) -> None:
+    result = deployment.cli("emit", "--type", "task.completed", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error [invalid_arguments]: emit needs --file, or --user and --type"
