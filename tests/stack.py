@@ -182,7 +182,12 @@ class WorkerProcess:
         )
         log.close()
         if wait_ready:
-            self.wait_for_log("Worker]: Ready", timeout_s)
+            try:
+                self.wait_for_log("Worker]: Ready", timeout_s)
+            except AssertionError:
+                # Do not leave a worker running that never became ready.
+                self.stop()
+                raise
         return self
 
     def log_text(self) -> str:
