@@ -1,6 +1,6 @@
 """The absence detector: a per-partition timer, since no event announces silence.
 
-For every user with a ``long_absence`` trigger, a heap holds the instant at
+For every user with a ``long_absence`` trigger, a heap contains the instant at
 which the user's silence becomes long enough (last seen plus ``absence_s``).
 One pass costs O(k log n) for the k users due, never a scan of every user.
 The detection's window starts at the last-seen time, so it fires once per

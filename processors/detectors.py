@@ -14,7 +14,7 @@ arrives.
 NOTE: pruning runs on a user's own events, so the state of a user who goes
 silent keeps its last windows (a few hundred bytes) until they return.
 
-Every detection names its window; the occurrence id built from it (detector,
+Every detection names its window. The occurrence id built from it (detector,
 user, trigger and window) is the same after a restart or a rebalance, so a
 detection fires once.
 """
@@ -32,8 +32,9 @@ from schemas.events import EventEnvelope
 from schemas.patterns import CustomRule, EnergyDip, HighProductivity, LowMood, PatternMatch
 from schemas.triggers import TriggerDefinition
 
-#: Mood readings kept per trigger; a run of low readings longer than this is
-#: still one episode because its start is remembered separately.
+#: Mood readings kept per trigger.
+#: NOTE: a run of low readings longer than this loses its first reading, so
+#: its start moves and the run fires once more.
 MOOD_HISTORY = 50
 
 
@@ -317,7 +318,12 @@ def _custom_check(own: dict[str, Any], detector: CustomRule, window: Window, ent
     _, count, total, already = entry
     if already:
         return []
-    value = float(count) if detector.aggregate == "count" else total if detector.aggregate == "sum" else total / count
+    if detector.aggregate == "count":
+        value = float(count)
+    elif detector.aggregate == "sum":
+        value = total
+    else:
+        value = total / count
     if not _compare(value, detector.op, detector.threshold):
         return []
     last_fired = own.get("last_fired")

@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 class MessageSource(Protocol):
-    """What an occurrence needs from the trigger or hook that caused it."""
+    """Fields an occurrence needs from the trigger or hook that caused it."""
 
     @property
     def user_id(self) -> str: ...

@@ -49,7 +49,7 @@ def schedule_fields(definition: TriggerDefinition, scheduled_at: datetime) -> di
 
 
 def summarise(values: dict[str, Any]) -> dict[str, Any]:
-    """A small copy of scalar fields for the history, long strings shortened."""
+    """Return a small copy of the scalar fields for the history, with long strings shortened."""
     summary: dict[str, Any] = {}
     for key, value in list(values.items())[:20]:
         if isinstance(value, str):

@@ -38,14 +38,14 @@ def local_date(instant: datetime, zone: ZoneInfo) -> date:
 
 
 def local_day(day: date, zone: ZoneInfo) -> Window:
-    """The local calendar day ``day`` as a window of UTC instants."""
+    """Return the local calendar day ``day`` as a window of UTC instants."""
     start = resolve_local_time(datetime.combine(day, time()), zone)
     end = resolve_local_time(datetime.combine(day + timedelta(days=1), time()), zone)
     return Window(start, end)
 
 
 def windows_containing(instant: datetime, zone: ZoneInfo, size_s: int, hop_s: int) -> list[Window]:
-    """Every window of ``size_s`` seconds, starting every ``hop_s`` seconds of
+    """Return every window of ``size_s`` seconds, starting every ``hop_s`` seconds of
     local wall time, that contains ``instant``; one window when tumbling.
 
     ``size_s`` divides a day and ``hop_s`` divides ``size_s``.

@@ -108,8 +108,9 @@ class CustomRule(_Detector):
     """Count, sum or average of a field of one event type over a window,
     compared with a threshold, with a cooldown between firings.
 
-    ``gt``, ``gte`` and ``eq`` are checked on every event; ``lt`` and ``lte``
-    when the window closes, since a window can only be "below" once it ends.
+    ``gt``, ``gte`` and ``eq`` are checked on every event. ``lt`` and ``lte``
+    are checked when the window closes, because a window is "below" only once
+    it ends.
     """
 
     detector: Literal["custom"] = "custom"
@@ -134,7 +135,7 @@ Detector = Annotated[LowMood | LongAbsence | HighProductivity | EnergyDip | Cust
 
 
 class PatternMatch(_Detector):
-    """Fires when its detector sees the pattern in the user's activity."""
+    """Fires when its detector finds the pattern in the user's activity."""
 
     kind: Literal["pattern"] = "pattern"
     timezone: str = "UTC"

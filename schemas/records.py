@@ -89,7 +89,7 @@ OutcomeStatus = Literal[
 
 
 class Outcome(_Record):
-    """What one stage did with one occurrence or command; feeds the history."""
+    """The result of one stage for one occurrence or command; feeds the history."""
 
     outcome_id: str
     user_id: str

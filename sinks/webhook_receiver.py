@@ -143,7 +143,7 @@ class WebhookReceiver:
             await self.publisher.publish(record)
         except PublishError as exc:
             logger.error(
-                "webhook not published user_id=%s hook_id=%s delivery_id=%s: %s; answered 503",
+                "webhook not published user_id=%s hook_id=%s delivery_id=%s: %s; responded 503",
                 hook.user_id,
                 hook.hook_id,
                 delivery_id,

@@ -1,4 +1,4 @@
-"""What the webhook receiver keeps between calls: hooks read from the
+"""State the webhook receiver keeps between calls: hooks read from the
 database, a token bucket per hook, and the producer to the webhooks topic."""
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class WebhookPublisher:
         try:
             await self._ensure_started()
         except PublishError:
-            logger.warning("webhooks producer not started; calls answer 503 until the broker is reachable")
+            logger.warning("webhooks producer not started; calls get 503 until the broker is reachable")
 
     async def stop(self) -> None:
         if self._producer is not None:

@@ -1,5 +1,5 @@
 """Send one Web Push message (RFC 8030) with VAPID (RFC 8292) and aes128gcm
-encryption (RFC 8291), and classify the push service's answer.
+encryption (RFC 8291), and classify the push service's response.
 
 pywebpush 2.5 encrypts (``WebPusher.encode``); this module sets the headers,
 signs the VAPID token per endpoint origin and posts through one shared
@@ -149,19 +149,19 @@ class WebPushSender:
 
 
 def error_for_status(status: int, retry_after: str | None) -> PushSendError:
-    """Return the error for a push service's non-2xx answer."""
+    """Return the error for a push service's non-2xx response."""
     if status in (404, 410):
-        return PushSendError("subscription_gone", f"push service answered {status}", http_status=status)
+        return PushSendError("subscription_gone", f"push service responded {status}", http_status=status)
     if status == 429 or status >= 500:
         code = "push_throttled" if status == 429 else "push_service_error"
         return PushSendError(
             code,
-            f"push service answered {status}",
+            f"push service responded {status}",
             http_status=status,
             retriable=True,
             retry_after_s=parse_retry_after(retry_after),
         )
-    return PushSendError("push_rejected", f"push service answered {status}", http_status=status)
+    return PushSendError("push_rejected", f"push service responded {status}", http_status=status)
 
 
 def parse_retry_after(value: str | None, now_s: float | None = None) -> float | None:

@@ -6,8 +6,8 @@ Use it as an async context manager::
         await producer.emit(make_event(...))
 
 Each call returns once the broker has acknowledged the record (idempotent
-producer, ``acks=all``), so a caller that gets no exception knows the record
-is durably in Kafka.
+producer, ``acks=all``), so when a call raises no exception the record is
+durably in Kafka.
 """
 
 from __future__ import annotations

@@ -80,8 +80,8 @@ async def check_progress() -> None:
     if not settings.stall_timeout_s:
         return
     # A rebalance or a table recovery that never ends is a stall as well, so
-    # the clock keeps running through them; the timeout must exceed the
-    # longest recovery expected.
+    # the clock keeps running through them. The timeout must therefore exceed
+    # the longest recovery expected.
     tps = [
         TopicPartition(tp.topic, tp.partition)
         for tp in app.consumer.assignment()

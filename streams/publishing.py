@@ -1,8 +1,8 @@
 """Produce records from agents and timers, and dead-letter bad input.
 
-Inside an agent, a send returns once the record is queued in the producer:
+Inside an agent, a send returns once the record is queued in the producer.
 faust flushes the producer before it commits the agent's offsets, so an
-offset moves only after its outputs are in Kafka, and a crash before that
+offset moves only after its outputs are in Kafka. A crash before that
 replays the input. Outside an agent (the ticker, the absence detector) a
 send waits for the broker's acknowledgement, since nothing commits after it.
 """

@@ -61,8 +61,8 @@ class Settings(BaseSettings):
     #: broker's default lower bound is 6 s.
     session_timeout_s: float = Field(default=10.0, ge=6.0)
 
-    #: How far behind the newest event of a user an event may arrive and
-    #: still count in its pattern window, in seconds; older events are late.
+    #: How far behind a user's newest event an event may arrive and still
+    #: count in its pattern window, in seconds. Older events are late.
     pattern_allowed_lateness_s: float = Field(default=600.0, ge=0)
     #: How often the absence detector checks for users gone quiet, in seconds.
     absence_check_interval_s: float = Field(default=5.0, gt=0)
@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     #: the burst on top of it.
     webhook_rate_per_s: float = Field(default=10.0, gt=0)
     webhook_burst: int = Field(default=20, ge=1)
-    #: Longest wait for the broker to acknowledge a webhook before a 503.
+    #: Maximum wait for the broker to acknowledge a webhook before a 503.
     webhook_publish_timeout_s: float = Field(default=5.0, gt=0, le=60)
     #: How long the gateway reuses a hook read from the database.
     webhook_hook_cache_s: float = Field(default=5.0, ge=0, le=300)
@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     live_token_ttl_s: int = Field(default=900, ge=1, le=24 * 3600)
     #: Seconds between SSE comment lines that keep proxies from closing an idle stream.
     live_heartbeat_s: float = Field(default=15.0, gt=0, le=300)
-    #: Reconnection delay the SSE ``retry:`` field tells browsers, in milliseconds.
+    #: Reconnection delay that the SSE ``retry:`` field sends to browsers, in milliseconds.
     live_retry_ms: int = Field(default=3000, ge=0, le=600_000)
     #: Events queued for one SSE connection before it is sent ``resync`` instead.
     live_queue_max: int = Field(default=100, ge=1, le=100_000)
@@ -125,7 +125,7 @@ class Settings(BaseSettings):
     push_timeout_s: float = Field(default=10.0, gt=0, le=120)
     #: Attempts per device before a push is recorded as failed.
     push_max_attempts: int = Field(default=5, ge=1, le=20)
-    #: The longest wait between attempts; a larger ``Retry-After`` fails the push.
+    #: Maximum wait between attempts. A larger ``Retry-After`` fails the push.
     push_retry_max_delay_s: float = Field(default=60.0, gt=0, le=3600)
     #: Hosts that may be plain http and loopback or private: only for a local
     #: test push service. Empty in production, so every endpoint must be a

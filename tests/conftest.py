@@ -1,5 +1,5 @@
 """Fixtures: one real broker and database for the whole run, and a fresh
-topic prefix and schema for every test that asks for a deployment."""
+topic prefix and schema for every test that uses a deployment."""
 
 from __future__ import annotations
 

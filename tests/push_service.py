@@ -61,7 +61,7 @@ class Device:
 
 @dataclass
 class Attempt:
-    """One request the service answered."""
+    """One request the service received, with its response."""
 
     device: str
     status: int
@@ -106,7 +106,7 @@ class LocalPushService:
         return device.subscription(self.origin)
 
     def answer_next(self, name: str, status: int, retry_after: str | None = None) -> None:
-        """Answer the next request for ``name`` with ``status`` instead of accepting it."""
+        """Respond to the next request for ``name`` with ``status`` instead of accepting it."""
         self._answers[name].append((status, retry_after))
 
     async def _receive(self, request: web.Request) -> web.Response:
@@ -123,7 +123,11 @@ class LocalPushService:
             return answer(404, "unknown subscription")
         problem = self._check_request(request, body)
         if problem is not None:
-            return answer(413 if problem == "payload too large" else 400 if "header" in problem else 403, problem)
+            if problem == "payload too large":
+                return answer(413, problem)
+            if "header" in problem:
+                return answer(400, problem)
+            return answer(403, problem)
         if self._answers[name]:
             status, retry_after = self._answers[name].popleft()
             return answer(

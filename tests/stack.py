@@ -210,14 +210,19 @@ class WorkerProcess:
             self.process.wait(timeout=30)
 
     def stop(self, timeout_s: float = 30) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.kill(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        stop_process(self.process, timeout_s)
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, timeout_s: float = 30) -> None:
+    """Stop a process this test run started: SIGTERM, then SIGKILL after ``timeout_s``."""
+    if process is None or process.poll() is not None:
+        return
+    os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
 
 
 async def wait_until(
@@ -262,7 +267,7 @@ class GatewayProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 30) -> GatewayProcess:
-        """Start the gateway and wait until ``/healthz`` answers 200."""
+        """Start the gateway and wait until ``/healthz`` returns 200."""
         import urllib.error
         import urllib.request
 
@@ -288,11 +293,4 @@ class GatewayProcess:
             time.sleep(0.2)
 
     def stop(self, timeout_s: float = 30) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.kill(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        stop_process(self.process, timeout_s)

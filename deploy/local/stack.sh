@@ -5,7 +5,7 @@
 #   stack.sh down     stop both
 #   stack.sh status   print the state of each and the connection settings
 #
-# .local/stack.env holds LUNA_KAFKA_BOOTSTRAP and LUNA_DATABASE_URL; the
+# .local/stack.env contains LUNA_KAFKA_BOOTSTRAP and LUNA_DATABASE_URL; the
 # luna-triggers command reads it when it exists.
 set -euo pipefail
 

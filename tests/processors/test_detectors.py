@@ -114,7 +114,7 @@ def test_local_day_on_spring_forward_has_23_hours() -> None:
     assert day.end - day.start == timedelta(hours=23)
 
 
-def test_out_of_order_task_counts_in_its_own_day() -> None:
+def test_out_of_order_task_own_day() -> None:
     definition = trigger({"detector": "high_productivity", "tasks": 2})
     events = [task("2026-12-04T23:58:00Z"), task("2026-12-05T00:01:00Z"), task("2026-12-04T23:59:00Z")]
     _, observations = run(definition, events)

@@ -120,7 +120,7 @@ async def test_fired_reminder_not_repeated_after_restart(
     await asyncio.sleep(1.5)
     worker.stop()
 
-    # The schedule state restored from the changelog says the run is done.
+    # The schedule state restored from the changelog records the run as done.
     restarted = start_worker(deployment).start()
     restarted.wait_for_log("schedule heap rebuilt", timeout_s=30)
     await asyncio.sleep(3)

@@ -1,4 +1,4 @@
-"""The progress watch tells a stalled consumer from an idle or busy one."""
+"""The progress watch separates a stalled consumer from an idle or busy one."""
 
 from __future__ import annotations
 
